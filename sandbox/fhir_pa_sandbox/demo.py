@@ -1,0 +1,87 @@
+"""``fhir-pa demo``: the main job end to end against the embedded sandbox payer.
+
+Starts the sandbox on a free loopback port, makes a key pair, registers the client, submits one order per
+case through the real client (SMART token, checks, ``$submit``, ledger) and prints the decisions. Exits
+non-zero if any case does not end as the sandbox rules say it must.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fhir_pa.auth.keys import generate_key, public_jwks, write_key_pair
+from fhir_pa.config import PAS_SCOPES, PayerConfig
+from fhir_pa.ledger.store import Ledger
+from fhir_pa.pas.submit import PasClient
+from fhir_pa_sandbox.config import SandboxConfig
+from fhir_pa_sandbox.demo_orders import CASES, demo_order
+from fhir_pa_sandbox.server import SandboxServer
+
+DEMO_CLIENT = "fhir-pa-demo"
+
+
+def run_demo(workdir: Path, *, cases: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run the demo cases in ``workdir`` (keys and ledger go there); one result row per case."""
+    key = generate_key("ES384")
+    private_path, _ = write_key_pair(key, workdir / "keys")
+    rows: list[dict[str, Any]] = []
+    with SandboxServer(SandboxConfig()) as server:
+        server.register_client(DEMO_CLIENT, public_jwks(key), list(PAS_SCOPES))
+        payer = PayerConfig(fhir_base_url=server.fhir_base, client_id=DEMO_CLIENT, key_path=private_path)
+        ledger = Ledger.at_path(workdir / "ledger.sqlite")
+        try:
+            with PasClient(payer, ledger=ledger) as client:
+                for case in cases or list(CASES):
+                    result = client.submit(demo_order(case))
+                    decision = result.decision
+                    rows.append({
+                        "case": case,
+                        "status": decision.status.value,
+                        "expected": CASES[case][2],
+                        "order_id": result.order_id,
+                        "record_id": result.record_id,
+                        "preauth_ref": decision.preauth_ref,
+                        "items": [{"sequence": i.sequence, "review_action": i.review_action,
+                                   "status": i.status.value, "auth_number": i.auth_number}
+                                  for i in decision.items],
+                        "ledger_state": ledger.get(result.record_id).state,
+                    })
+        finally:
+            ledger.close()
+    return rows
+
+
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as a JSON list.")] = False,
+    workdir: Annotated[Path | None, typer.Option("--workdir", help="Keep keys and ledger here.")] = None,
+) -> None:
+    """Run approved, denied, pended and modified orders against the embedded sandbox payer."""
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="fhir-pa-demo-") as tmp:
+            rows = run_demo(Path(tmp))
+    else:
+        workdir.mkdir(parents=True, exist_ok=True)
+        rows = run_demo(workdir)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        table = Table("case", "status", "preauth", "items", "ledger", title="fhir-pa demo: sandbox payer decisions")
+        for row in rows:
+            items = ", ".join(f"{i['sequence']}:{i['review_action']}" for i in row["items"])
+            table.add_row(row["case"], row["status"], row["preauth_ref"] or "-", items, row["ledger_state"])
+        Console().print(table)
+    wrong = [row["case"] for row in rows if row["status"] != row["expected"]]
+    if wrong:
+        typer.echo(f"fhir-pa: demo cases ended unexpectedly: {', '.join(wrong)}", err=True)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

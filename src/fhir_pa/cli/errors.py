@@ -1,0 +1,57 @@
+"""How the CLI reports failures: one line on stderr, a non-zero exit code, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from click.exceptions import ClickException, Exit
+from click.exceptions import Abort as ClickAbort
+
+from fhir_pa.errors import FhirPaError
+
+#: Exit codes by error kind; anything else that is a FhirPaError exits 1.
+EXIT_CODES: dict[str, int] = {
+    "input": 2,
+    "profile": 3,
+    "configuration": 4,
+    "key-file": 4,
+    "rejected": 5,
+    "invalid-response": 6,
+    "transport": 7,
+    "unavailable": 7,
+    "auth": 8,
+    "token": 8,
+    "discovery": 8,
+    "ledger": 9,
+}
+
+
+def warn(message: str) -> None:
+    print(f"fhir-pa: warning: {message}", file=sys.stderr)
+
+
+def fail(error: FhirPaError) -> int:
+    """Print ``error`` as one line and return its exit code."""
+    print(f"fhir-pa: {error.code} error: {error.one_line()}", file=sys.stderr)
+    return EXIT_CODES.get(error.code, 1)
+
+
+def run(app: typer.Typer) -> int:
+    """Run ``app`` in standalone-off mode so library errors reach us rather than Click."""
+    try:
+        app(standalone_mode=False)
+    except FhirPaError as exc:
+        return fail(exc)
+    except ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except Exit as exc:
+        return exc.exit_code
+    except ClickAbort:
+        print("fhir-pa: aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("fhir-pa: interrupted", file=sys.stderr)
+        return 130
+    return 0

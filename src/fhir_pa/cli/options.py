@@ -1,0 +1,34 @@
+"""Options several commands share (payer connection, ledger location), declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fhir_pa.config import PAS_SCOPES, PayerConfig
+from fhir_pa.ledger.store import DEFAULT_PATH, Ledger
+
+PayerUrl = Annotated[str, typer.Option("--payer", envvar="FHIR_PA_PAYER", help="Payer FHIR base URL.")]
+ClientId = Annotated[str, typer.Option("--client-id", envvar="FHIR_PA_CLIENT_ID",
+                                       help="Our client id registered at the payer.")]
+KeyFile = Annotated[Path, typer.Option("--key", envvar="FHIR_PA_KEY",
+                                       help="Private signing key: PEM, JWK or JWKS file.")]
+TokenEndpoint = Annotated[str | None, typer.Option("--token-endpoint", envvar="FHIR_PA_TOKEN_ENDPOINT",
+                                                   help="Token URL, when the payer has no SMART discovery.")]
+Scopes = Annotated[list[str] | None, typer.Option("--scope", help="Scope to request (repeatable).")]
+LedgerPath = Annotated[Path, typer.Option("--ledger", envvar="FHIR_PA_LEDGER", help="SQLite ledger file.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+DEFAULT_LEDGER = DEFAULT_PATH
+
+
+def payer_config(payer: str, client_id: str, key: Path, token_endpoint: str | None,
+                 scopes: list[str] | None) -> PayerConfig:
+    return PayerConfig(fhir_base_url=payer, client_id=client_id, key_path=key, token_endpoint=token_endpoint,
+                       scopes=tuple(scopes) if scopes else PAS_SCOPES)
+
+
+def open_ledger(path: Path) -> Ledger:
+    return Ledger.at_path(path)

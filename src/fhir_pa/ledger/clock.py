@@ -1,0 +1,24 @@
+"""The CMS decision clock (CMS-0057-F): 72 hours for expedited requests, 7 calendar days for standard."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+LIMITS = {"expedited": timedelta(hours=72), "standard": timedelta(days=7)}
+
+
+def deadline(submitted_at: datetime, urgency: str) -> datetime:
+    """When the payer's decision is due for a request received at ``submitted_at``."""
+    return submitted_at + LIMITS.get(urgency, LIMITS["standard"])
+
+
+def describe(remaining: timedelta) -> str:
+    """A short human form: ``2d 3h left``, ``5h 10m left``, ``overdue 4h``."""
+    seconds = int(remaining.total_seconds())
+    overdue = seconds < 0
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    text = f"{days}d {hours}h" if days else (f"{hours}h {minutes}m" if hours else f"{minutes}m")
+    return f"overdue {text}" if overdue else f"{text} left"
