@@ -7,7 +7,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fhir_pa.fhir.retry import RetryPolicy
-from fhir_pa.pas.bundle import Sender
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who we are to the payer: the X12-era identifiers PAS carries in TransmissionIdentifiers.
+
+    ``trn_originator`` is the originating-company id of the patient-event trace number (TRN03); the Claim
+    identifier system is ``urn:trnorg:<trn_originator>`` as the IG recommends.
+    """
+
+    application_sender_code: str = "FHIRPA"
+    application_receiver_code: str = "PAYER"
+    interchange_sender_id: str | None = None
+    interchange_receiver_id: str | None = None
+    trn_originator: str = "fhir-pa"
+    submitter_system: str = "urn:fhir-pa:submitter-transaction"
+
 
 #: What PAS needs: create Claims (``$submit``) and read ClaimResponses. Payers may ask for others.
 PAS_SCOPES: tuple[str, ...] = ("system/Claim.c", "system/ClaimResponse.r")

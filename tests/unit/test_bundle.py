@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from fhir_pa.config import Sender
 from fhir_pa.pas import codes
-from fhir_pa.pas.bundle import Sender, build_request_bundle
+from fhir_pa.pas.bundle import build_request_bundle
 from fhir_pa.pas.checks import check_request_bundle
 from fhir_pa.pas.order import PriorAuthOrder
 from fhir_pa.pas.references import BundleIndex, iter_references

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import typer
-from click.exceptions import ClickException, Exit
 from click.exceptions import Abort as ClickAbort
+from click.exceptions import ClickException, Exit
 
 from fhir_pa.errors import FhirPaError
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -31,7 +31,7 @@ class RetryPolicy:
             if after is not None:
                 return min(after, self.max_retry_after)
         ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return (rng or random).uniform(0, ceiling)  # noqa: S311 - jitter, not security
+        return (rng or random).uniform(0, ceiling)
 
 
 def retry_after(response: httpx.Response) -> float | None:

@@ -14,26 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from fhir_pa.config import Sender
 from fhir_pa.pas import codes
 from fhir_pa.pas.order import Address, Attachment, Organization, Person, PriorAuthOrder, ServiceLine
 
 Json = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Sender:
-    """Who we are to the payer: the X12-era identifiers PAS carries in TransmissionIdentifiers.
-
-    ``trn_originator`` is the originating-company id of the patient-event trace number (TRN03); the Claim
-    identifier system is ``urn:trnorg:<trn_originator>`` as the IG recommends.
-    """
-
-    application_sender_code: str = "FHIRPA"
-    application_receiver_code: str = "PAYER"
-    interchange_sender_id: str | None = None
-    interchange_receiver_id: str | None = None
-    trn_originator: str = "fhir-pa"
-    submitter_system: str = "urn:fhir-pa:submitter-transaction"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fhir_pa.errors import Issue, ProfileError
-from fhir_pa.pas import rules
+from fhir_pa.pas import codes, rules
 from fhir_pa.pas.elements import check_elements
 from fhir_pa.pas.profiles import Profile, load_profile
 from fhir_pa.pas.references import BundleIndex
@@ -82,7 +82,7 @@ class _Roles:
                 self.assign(member.get("provider"), claim_at, "practitionerrole", "PractitionerRole")
         for item in _list(claim.get("item")):
             for ext in _list(item.get("extension") if isinstance(item, Mapping) else None):
-                if isinstance(ext, Mapping) and ext.get("url") == rules.codes.EXT_REQUESTED_SERVICE:
+                if isinstance(ext, Mapping) and ext.get("url") == codes.EXT_REQUESTED_SERVICE:
                     self.assign(ext.get("valueReference"), claim_at, "servicerequest", "ServiceRequest")
         for info in _list(claim.get("supportingInfo")):
             target = self._target(info.get("valueReference"), claim_at) if isinstance(info, Mapping) else None
@@ -90,7 +90,7 @@ class _Roles:
             if target is not None and self.index.resource(target).get("resourceType") == "DocumentReference":
                 meta = self.index.resource(target).get("meta")
                 claimed = _list(meta.get("profile")) if isinstance(meta, Mapping) else []
-                if not claimed or rules.codes.DOCUMENT_REFERENCE in claimed:
+                if not claimed or codes.DOCUMENT_REFERENCE in claimed:
                     self.roles.setdefault(target, "documentreference")
         for position, role in list(self.roles.items()):
             if role == "practitionerrole":
@@ -146,7 +146,7 @@ def check_request_bundle(bundle: Any, *, base: bool = True) -> list[Issue]:
     entries = _list(bundle.get("entry"))
     issues = check_elements(bundle, load_profile(GUIDE, "request-bundle"), location="Bundle")
     issues += rules.claim_first(entries)
-    if not entries or issues and any(i.rule == "ClaimFirst" for i in issues):
+    if not entries or (issues and any(i.rule == "ClaimFirst" for i in issues)):
         return issues
     issues += rules.full_urls(entries)
     index = BundleIndex(entries)

@@ -26,7 +26,8 @@ def _list(value: Any) -> list[Any]:
 def _codes(concept: Any) -> set[str]:
     if not isinstance(concept, Mapping):
         return set()
-    return {c.get("code") for c in _list(concept.get("coding")) if isinstance(c, Mapping)} - {None}
+    codings = _list(concept.get("coding"))
+    return {c["code"] for c in codings if isinstance(c, Mapping) and isinstance(c.get("code"), str)}
 
 
 def _ext(node: Any, url: str) -> list[Json]:

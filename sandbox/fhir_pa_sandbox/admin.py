@@ -1,0 +1,79 @@
+"""The ``/_sandbox/`` endpoints tests and demos use: stats, fault knobs, client registration.
+
+They change what the payer does, so they answer only callers on the loopback interface.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from fhir_pa.errors import ConfigurationError
+from fhir_pa_sandbox.clients import registration
+from fhir_pa_sandbox.knobs import KnobError
+from fhir_pa_sandbox.state import state_of
+
+
+def _problem(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _from_loopback(request: Request) -> bool:
+    if request.client is None:
+        return False
+    try:
+        address = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KnobError("the body must be JSON") from exc
+
+
+async def stats(request: Request) -> Response:
+    if not _from_loopback(request):
+        return _problem(403, "the sandbox admin endpoints answer loopback callers only")
+    state = state_of(request)
+    return JSONResponse({**state.stats.snapshot(), "faults": state.faults.snapshot(),
+                         "clients_registered": len(state.clients)})
+
+
+async def faults(request: Request) -> Response:
+    """``POST`` a fault command (see :mod:`fhir_pa_sandbox.knobs`); ``GET`` shows the current knobs."""
+    if not _from_loopback(request):
+        return _problem(403, "the sandbox admin endpoints answer loopback callers only")
+    state = state_of(request)
+    if request.method == "POST":
+        try:
+            state.faults.apply(await _json_body(request))
+        except KnobError as exc:
+            return _problem(400, str(exc))
+    return JSONResponse(state.faults.snapshot())
+
+
+async def register_client(request: Request) -> Response:
+    """``POST {"client_id": ..., "jwks": {...}, "scopes": [...]}``: register (or replace) a client."""
+    if not _from_loopback(request):
+        return _problem(403, "the sandbox admin endpoints answer loopback callers only")
+    try:
+        body = await _json_body(request)
+    except KnobError as exc:
+        return _problem(400, str(exc))
+    if not isinstance(body, dict):
+        return _problem(400, "the body must be a JSON object with client_id, jwks and scopes")
+    try:
+        reg = registration(body.get("client_id"), body.get("jwks"), body.get("scopes"))
+    except ConfigurationError as exc:
+        return _problem(400, exc.one_line())
+    state_of(request).clients.register(reg)
+    return JSONResponse({"client_id": reg.client_id, "scopes": list(reg.scopes)}, status_code=201)

@@ -1,0 +1,47 @@
+"""Everything one running sandbox holds, in one object the request handlers reach via ``request.app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import cast
+
+from fhir_pa.auth.verify import JtiCache
+from starlette.requests import Request
+
+from fhir_pa_sandbox.clients import ClientRegistry
+from fhir_pa_sandbox.config import SandboxConfig
+from fhir_pa_sandbox.knobs import FaultKnobs
+from fhir_pa_sandbox.rules import RulesTable
+from fhir_pa_sandbox.stats import Stats
+from fhir_pa_sandbox.store import SubmissionStore
+from fhir_pa_sandbox.tokens import TokenStore
+
+
+@dataclass
+class SandboxState:
+    config: SandboxConfig
+    rules: RulesTable
+    clients: ClientRegistry
+    tokens: TokenStore
+    store: SubmissionStore = field(default_factory=SubmissionStore)
+    stats: Stats = field(default_factory=Stats)
+    faults: FaultKnobs = field(default_factory=FaultKnobs)
+    jti_cache: JtiCache = field(default_factory=JtiCache)
+
+
+def state_of(request: Request) -> SandboxState:
+    return cast(SandboxState, request.app.state.sandbox)
+
+
+def base_url(request: Request) -> str:
+    """This server's base URL as the client addressed it (scheme and Host of the request)."""
+    return str(request.base_url).rstrip("/")
+
+
+def fhir_base(request: Request) -> str:
+    return f"{base_url(request)}/fhir"
+
+
+def token_url(request: Request) -> str:
+    """The exact token URL: what discovery advertises and what a client assertion's ``aud`` must be."""
+    return f"{base_url(request)}/auth/token"

@@ -1,0 +1,74 @@
+"""fhir-pa: electronic prior authorization over FHIR R4 (Da Vinci CRD, DTR, PAS).
+
+The names here are the public face; each subpackage (``auth``, ``pas``, ``ledger``, ``fhir``) shows its own.
+"""
+
+from fhir_pa.auth import SigningKey, SmartBackendAuth, generate_key, load_signing_key
+from fhir_pa.config import PAS_SCOPES, PayerConfig
+from fhir_pa.errors import (
+    AuthError,
+    ConfigurationError,
+    FhirPaError,
+    InputError,
+    InvalidResponse,
+    Issue,
+    LedgerError,
+    PayerRejected,
+    PayerUnavailable,
+    ProfileError,
+    TokenError,
+    TransportError,
+)
+from fhir_pa.fhir.retry import RetryPolicy
+from fhir_pa.ledger import Ledger, LedgerRecord
+from fhir_pa.pas import (
+    AsyncPasClient,
+    DecisionStatus,
+    PasClient,
+    PasDecision,
+    PriorAuthOrder,
+    Sender,
+    SubmitResult,
+    build_request_bundle,
+    check_request_bundle,
+    load_order,
+    parse_response,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PAS_SCOPES",
+    "AsyncPasClient",
+    "AuthError",
+    "ConfigurationError",
+    "DecisionStatus",
+    "FhirPaError",
+    "InputError",
+    "InvalidResponse",
+    "Issue",
+    "Ledger",
+    "LedgerError",
+    "LedgerRecord",
+    "PasClient",
+    "PasDecision",
+    "PayerConfig",
+    "PayerRejected",
+    "PayerUnavailable",
+    "PriorAuthOrder",
+    "ProfileError",
+    "RetryPolicy",
+    "Sender",
+    "SigningKey",
+    "SmartBackendAuth",
+    "SubmitResult",
+    "TokenError",
+    "TransportError",
+    "__version__",
+    "build_request_bundle",
+    "check_request_bundle",
+    "generate_key",
+    "load_order",
+    "load_signing_key",
+    "parse_response",
+]

@@ -1,0 +1,85 @@
+"""The console script as a user runs it: real processes, real sandbox, real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fhir_pa.config import PayerConfig
+from fhir_pa.ledger.store import Ledger
+from fhir_pa_sandbox.server import SandboxServer
+from tests.conftest import ROOT, order_data
+from tests.integration.conftest import set_faults
+
+pytestmark = pytest.mark.integration
+EXE = str(Path(sys.executable).with_name("fhir-pa"))
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120, cwd=cwd,  # noqa: S603
+                          check=False)
+
+
+def _submit_args(payer: PayerConfig, ledger: Path) -> list[str]:
+    return ["--payer", payer.fhir_base_url, "--client-id", payer.client_id, "--key", str(payer.key_path),
+            "--ledger", str(ledger)]
+
+
+def test_demo_json_shows_every_case(tmp_path: Path) -> None:
+    proc = run("demo", "--json", "--workdir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert {row["case"]: row["status"] for row in rows} == {
+        "approved": "approved", "denied": "denied", "pended": "pended", "modified": "modified"}
+    assert all(row["ledger_state"] == row["status"] for row in rows)
+    ledger = Ledger.at_path(tmp_path / "ledger.sqlite")
+    assert len(ledger.records()) == 4
+
+
+def test_submit_example_order_then_status(payer: PayerConfig, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    proc = run("submit", str(ROOT / "examples" / "order.json"), *_submit_args(payer, ledger), "--json")
+    assert proc.returncode == 0, proc.stderr
+    view = json.loads(proc.stdout)
+    assert view["status"] == "approved" and view["sent"] is True
+    assert view["items"][0]["sequence"] == 1 and view["items"][0]["review_action"] == "A1"
+    again = run("submit", str(ROOT / "examples" / "order.json"), *_submit_args(payer, ledger), "--json")
+    assert json.loads(again.stdout)["sent"] is False, "a decided order is never sent twice"
+    status = run("status", "--ledger", str(ledger), "--json")
+    rows = json.loads(status.stdout)
+    assert len(rows) == 1 and rows[0]["state"] == "approved" and rows[0]["clock"] == "decided in time"
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ('{"order_id": "x", "patient": ', "is not JSON"),
+    (json.dumps({**order_data(), "services": []}), "services"),
+])
+def test_malformed_order_file_is_one_line_and_nothing_recorded(content: str, needle: str, payer: PayerConfig,
+                                                               tmp_path: Path) -> None:
+    order = tmp_path / "order.json"
+    order.write_text(content, encoding="utf-8")
+    ledger = tmp_path / "ledger.sqlite"
+    proc = run("submit", str(order), *_submit_args(payer, ledger))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fhir-pa: input error:") and needle in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not ledger.exists() or Ledger.at_path(ledger).records() == []
+
+
+@pytest.mark.parametrize("garbage", ["truncated", "not-fhir", "html"])
+def test_payer_answering_non_fhir_is_one_line(garbage: str, sandbox: SandboxServer, payer: PayerConfig,
+                                              tmp_path: Path) -> None:
+    set_faults(sandbox, garbage_next=1, garbage=garbage)
+    order = tmp_path / "order.json"
+    order.write_text(json.dumps(order_data(order_id=f"garbage-{garbage}")), encoding="utf-8")
+    ledger = tmp_path / "ledger.sqlite"
+    proc = run("submit", str(order), *_submit_args(payer, ledger))
+    assert proc.returncode == 6, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    record = Ledger.at_path(ledger).records()[0]
+    assert record.state == "invalid-response"  # sent, and its answer kept: nothing claimed that did not happen
