@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from fhir_pa.auth.keys import generate_key, public_jwks, write_key_pair
 from rich.console import Console
 from rich.table import Table
 
+from fhir_pa.auth.keys import generate_key, public_jwks, write_key_pair
 from fhir_pa.config import PAS_SCOPES, PayerConfig
 from fhir_pa.ledger.store import Ledger
 from fhir_pa.pas.submit import PasClient

@@ -12,10 +12,10 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from fhir_pa.auth.verify import AssertionRejected, unverified_issuer, verify_client_assertion
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from fhir_pa.auth.verify import AssertionRejected, unverified_issuer, verify_client_assertion
 from fhir_pa_sandbox.scopes import grantable
 from fhir_pa_sandbox.state import state_of, token_url
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import cast
 
-from fhir_pa.auth.verify import JtiCache
 from starlette.requests import Request
 
+from fhir_pa.auth.verify import JtiCache
 from fhir_pa_sandbox.clients import ClientRegistry
 from fhir_pa_sandbox.config import SandboxConfig
 from fhir_pa_sandbox.knobs import FaultKnobs

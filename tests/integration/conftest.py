@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fhir_pa.auth.keys import SigningKey, generate_key, public_jwks, write_key_pair
 
+from fhir_pa.auth.keys import SigningKey, generate_key, public_jwks, write_key_pair
 from fhir_pa.config import PAS_SCOPES, PayerConfig
 from fhir_pa.fhir.retry import RetryPolicy
 from fhir_pa_sandbox.config import SandboxConfig

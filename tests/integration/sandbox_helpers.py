@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+
 from fhir_pa.auth.assertion import client_assertion
 from fhir_pa.auth.keys import SigningKey, public_jwks
-
 from fhir_pa_sandbox.server import SandboxServer
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from fhir_pa.auth.smart import SmartBackendAuth
 
+from fhir_pa.auth.smart import SmartBackendAuth
 from fhir_pa.config import PayerConfig
 from fhir_pa.errors import InvalidResponse, PayerRejected
 from fhir_pa.ledger.store import Ledger

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from fhir_pa.auth.assertion import client_assertion
 from fhir_pa.auth.keys import SigningKey, generate_key, public_jwks
-
 from fhir_pa_sandbox.config import SandboxConfig
 from fhir_pa_sandbox.server import SandboxServer
 from tests.integration.conftest import stats

@@ -7,9 +7,9 @@ import time
 
 import httpx
 import pytest
+
 from fhir_pa.auth.assertion import client_assertion
 from fhir_pa.auth.keys import SigningKey, generate_key, public_jwks
-
 from fhir_pa_sandbox.server import SandboxServer
 from tests.integration.conftest import set_faults, stats
 from tests.integration.pas_bundles import bundle_key, request_bundle
