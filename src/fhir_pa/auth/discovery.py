@@ -11,6 +11,8 @@ from fhir_pa.errors import DiscoveryError
 
 @dataclass(frozen=True)
 class SmartConfiguration:
+    """What a backend client needs from ``.well-known/smart-configuration``; absent lists are empty."""
+
     token_endpoint: str
     grant_types_supported: tuple[str, ...] = ()
     token_endpoint_auth_methods_supported: tuple[str, ...] = ()
@@ -20,6 +22,7 @@ class SmartConfiguration:
 
 
 def smart_configuration_url(fhir_base_url: str) -> str:
+    """Where SMART discovery lives for a FHIR base URL (with or without a trailing slash)."""
     return f"{fhir_base_url.rstrip('/')}/.well-known/smart-configuration"
 
 
@@ -29,7 +32,11 @@ def _strings(doc: Mapping[str, Any], key: str) -> tuple[str, ...]:
 
 
 def parse_smart_configuration(doc: Any, *, source: str) -> SmartConfiguration:
-    """Only ``token_endpoint`` is required; every other field is optional (many servers omit some)."""
+    """Read a discovery document from ``source`` (a URL, for messages).
+
+    Only ``token_endpoint`` is required, as an absolute http(s) URL. Everything else is optional here even
+    where SMART says REQUIRED, because real servers omit fields a backend client can do without.
+    """
     if not isinstance(doc, Mapping):
         raise DiscoveryError(f"{source} is not a JSON object")
     endpoint = doc.get("token_endpoint")

@@ -7,6 +7,7 @@ import sys
 import typer
 from click.exceptions import Abort as ClickAbort
 from click.exceptions import ClickException, Exit
+from typer.exceptions import TyperException
 
 from fhir_pa.errors import FhirPaError
 
@@ -43,12 +44,17 @@ def run(app: typer.Typer) -> int:
         app(standalone_mode=False)
     except FhirPaError as exc:
         return fail(exc)
-    except ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except Exit as exc:
-        return exc.exit_code
-    except ClickAbort:
+    except (ClickException, TyperException) as exc:
+        # Typer >= 0.29 vendors Click, so usage errors arrive as TyperException subclasses.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"fhir-pa: {exc}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 2))
+    except (Exit, typer.Exit) as exc:
+        return int(exc.exit_code)
+    except (ClickAbort, typer.Abort):
         print("fhir-pa: aborted", file=sys.stderr)
         return 130
     except KeyboardInterrupt:

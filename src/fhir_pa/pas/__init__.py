@@ -4,10 +4,16 @@ from fhir_pa.config import Sender
 from fhir_pa.pas.bundle import PasRequest, build_request_bundle
 from fhir_pa.pas.checks import check_request_bundle, ensure_valid
 from fhir_pa.pas.decision import (
+    AuthorizedItem,
+    Coding,
     DecisionStatus,
+    InformationRequest,
     ItemDecision,
     ItemStatus,
     PasDecision,
+    Period,
+    ProcessingError,
+    Quantity,
     decision_as_json,
     parse_response,
 )
@@ -16,12 +22,18 @@ from fhir_pa.pas.submit import AsyncPasClient, PasClient, SubmitResult
 
 __all__ = [
     "AsyncPasClient",
+    "AuthorizedItem",
+    "Coding",
     "DecisionStatus",
+    "InformationRequest",
     "ItemDecision",
     "ItemStatus",
     "PasClient",
     "PasDecision",
     "PasRequest",
+    "Period",
+    "ProcessingError",
+    "Quantity",
     "PriorAuthOrder",
     "Sender",
     "SubmitResult",

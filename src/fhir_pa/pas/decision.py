@@ -1,399 +1,340 @@
-"""Read any PAS response Bundle into a typed decision, leniently.
+"""Read any PAS response into a typed :class:`PasDecision`, leniently.
 
-Overall status, from the items' X12 306 review-action codes (never from ``outcome``: 2.0.1 servers send
-``queued``, and 2.2 pends say ``complete`` + A4):
+Input: the payer's bytes (or text, or an already-parsed dict) holding a PAS response Bundle, a ``$inquire``
+Parameters, a subscription notification, or a bare ClaimResponse (``decision_locate``). The ClaimResponse is
+read from raw JSON, never through strict FHIR models: real payloads break them, and a decision the payer
+did send must not be lost to a validation error elsewhere. Odd shapes become ``warnings``; only input with
+no decision in it at all raises :class:`~fhir_pa.errors.InvalidResponse`.
 
-- ``outcome = error`` or any ``error[]``  → error
-- any item A4                           → pended
-- every item C                          → cancelled
-- every item A1                         → approved
-- every item A6, or A6 with A1          → modified (the authorized details are in ``addItem``)
-- every item A3                         → denied
-- any other mix of A1/A2/A3/A6          → partial
-- no items: the ClaimResponse-level review action decides; nothing at all → unknown
+Items are matched by ``itemSequence``. Each item's decision is its review action (``review``): X12 306 code,
+``number`` (the auth number, else the item's authorizationNumber extension) and reasons. An addItem whose
+``itemSequence`` names a requested item is what was authorized instead of it; any other addItem is a new
+authorized item (``added_items``).
+
+Overall status (``decision_status``), first match wins:
+
+- ``outcome = error`` or any ``error[]``                    → error
+- any item A4                                               → pended
+- no items: the ClaimResponse-level review action; none     → unknown
+- any item CT or without a readable X12 306 code            → unknown
+- ignoring C and NA items: all A1 → approved; A6 alone or with A1 → modified; all A3 → denied; any other
+  mix of A1/A2/A3/A6 (A2 alone too) → partial; only C (and NA) left → cancelled; only NA → unknown
+
+``outcome`` never makes a request pended (2.0.1 ``queued`` only adds a warning).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
-from fhir_pa.errors import InvalidResponse
 from fhir_pa.pas import codes
+from fhir_pa.pas.decision_fields import FieldReader, Json
+from fhir_pa.pas.decision_json import decision_as_json
+from fhir_pa.pas.decision_locate import Located, load_document, locate_claim_response
+from fhir_pa.pas.decision_status import overall_status
+from fhir_pa.pas.decision_types import (
+    AuthorizedItem,
+    Coding,
+    DecisionStatus,
+    InformationRequest,
+    ItemDecision,
+    ItemStatus,
+    PasDecision,
+    Period,
+    ProcessingError,
+    Quantity,
+)
+from fhir_pa.pas.references import BundleIndex
+from fhir_pa.pas.review import X12_306, read_review
 
-Json = Mapping[str, Any]
+EXT_AUTHORIZATION_NUMBER = codes.extension("authorizationNumber")
+EXT_ADMINISTRATION_REFERENCE = codes.extension("administrationReferenceNumber")
+EXT_PREAUTH_PERIOD = codes.extension("itemPreAuthPeriod")
+EXT_PREAUTH_ISSUE_DATE = codes.extension("itemPreAuthIssueDate")
+EXT_ERROR_PATH = codes.extension("errorPath")
+EXT_ERROR_ELEMENT = codes.extension("errorElement")
+EXT_ERROR_FOLLOWUP = codes.extension("errorFollowupAction")
+EXT_SERVICE_LINE = codes.extension("serviceLineNumber")
+EXT_CONTENT_MODIFIER = codes.extension("contentModifier")
 
+#: ClaimResponse.outcome values PAS 2.2 allows; ``queued`` is the 2.0.1 pend signal, read with a warning.
+OUTCOMES = ("complete", "error", "partial")
 
-class DecisionStatus(StrEnum):
-    APPROVED = "approved"
-    DENIED = "denied"
-    PENDED = "pended"
-    PARTIAL = "partial"
-    MODIFIED = "modified"
-    CANCELLED = "cancelled"
-    ERROR = "error"
-    UNKNOWN = "unknown"
-
-
-class ItemStatus(StrEnum):
-    APPROVED = "approved"
-    PARTIAL = "partial"
-    DENIED = "denied"
-    PENDED = "pended"
-    MODIFIED = "modified"
-    CANCELLED = "cancelled"
-    CONTACT_PAYER = "contact-payer"
-    NO_ACTION = "no-action"
-    UNKNOWN = "unknown"
-
-
-ITEM_STATUS = {"A1": ItemStatus.APPROVED, "A2": ItemStatus.PARTIAL, "A3": ItemStatus.DENIED,
-               "A4": ItemStatus.PENDED, "A6": ItemStatus.MODIFIED, "C": ItemStatus.CANCELLED,
-               "CT": ItemStatus.CONTACT_PAYER, "NA": ItemStatus.NO_ACTION}
-
-
-@dataclass(frozen=True)
-class Coding:
-    system: str | None
-    code: str | None
-    display: str | None
+CR = "ClaimResponse"
 
 
-@dataclass(frozen=True)
-class Period:
-    start: str | None
-    end: str | None
+class _ClaimResponseReader:
+    """Reads one located ClaimResponse; every oddity goes to ``reader.warnings``."""
 
+    def __init__(self, located: Located, reader: FieldReader) -> None:
+        self.located = located
+        self.response = located.claim_response
+        self.reader = reader
+        self.process_notes = self._process_notes()
 
-@dataclass(frozen=True)
-class AuthorizedItem:
-    item_sequences: tuple[int, ...]
-    product_or_service: tuple[Coding, ...]
-    quantity: float | None
-    unit: str | None
-    review_action: str | None
-    auth_number: str | None
+    # -- shared pieces ----------------------------------------------------------------------------
 
+    def _process_notes(self) -> dict[int, str]:
+        notes: dict[int, str] = {}
+        for path, note in self.reader.objects(self.response, "processNote", CR):
+            number = self.reader.integer(note, "number", path)
+            text = self.reader.string(note, "text", path)
+            if number is not None and text:
+                notes.setdefault(number, text)
+        return notes
 
-@dataclass(frozen=True)
-class ItemDecision:
-    sequence: int | None
-    review_action: str | None
-    status: ItemStatus
-    auth_number: str | None
-    administration_reference: str | None
-    validity: Period | None
-    reason_codes: tuple[Coding, ...]
-    notes: tuple[str, ...]
-    authorized: tuple[AuthorizedItem, ...]
+    def note(self, number: int | None, path: str) -> str | None:
+        if number is None:
+            return None
+        text = self.process_notes.get(number)
+        if text is None:
+            self.reader.warn(f"{path} names processNote {number}, which is not in the ClaimResponse")
+        return text
 
+    def notes_of(self, node: Json, path: str) -> tuple[str, ...]:
+        texts = (self.note(n, f"{path}.noteNumber") for n in self.reader.integers(node, "noteNumber", path))
+        return tuple(t for t in texts if t)
 
-@dataclass(frozen=True)
-class ProcessingError:
-    code: str | None
-    path: str | None
-    element: str | None
-    followup: str | None
-    item_sequence: int | None
+    # -- items ------------------------------------------------------------------------------------
 
+    def authorized(self, node: Json, path: str) -> AuthorizedItem:
+        reader = self.reader
+        review = read_review(reader, node, path, direct=True)
+        quantity = self.quantity(node, path)
+        serviced = reader.period(node, "servicedPeriod", path)
+        serviced_date = reader.string(node, "servicedDate", path)
+        if serviced is None and serviced_date:
+            serviced = Period(serviced_date, serviced_date)
+        return AuthorizedItem(
+            item_sequences=reader.integers(node, "itemSequence", path),
+            product_or_service=reader.concept(node, "productOrService", path),
+            quantity=quantity,
+            review_action=review.code if review else None,
+            status=review.status if review else ItemStatus.UNKNOWN,
+            serviced=serviced,
+            auth_number=(review.number if review else None) or reader.ext_text(node, path, EXT_AUTHORIZATION_NUMBER),
+            validity=reader.ext_period(node, path, EXT_PREAUTH_PERIOD),
+            notes=self.notes_of(node, path),
+        )
 
-@dataclass(frozen=True)
-class InformationRequest:
-    reference: str | None
-    codes: tuple[str, ...]
-    item_sequences: tuple[int, ...]
+    def quantity(self, node: Json, path: str) -> Quantity | None:
+        """A Quantity's value and its unit text (else its code, e.g. an X12 673 unit)."""
+        quantity = self.reader.obj(node, "quantity", path)
+        if quantity is None:
+            return None
+        where = f"{path}.quantity"
+        unit = self.reader.string(quantity, "unit", where) or self.reader.string(quantity, "code", where)
+        return Quantity(self.reader.number(quantity, "value", where), unit)
 
+    def item(self, node: Json, path: str, add_items: list[AuthorizedItem]) -> ItemDecision:
+        reader = self.reader
+        sequence = reader.integer(node, "itemSequence", path)
+        if sequence is None:
+            reader.warn(f"{path} has no itemSequence, so it cannot be matched to a requested item")
+        review = read_review(reader, node, path, direct=True)
+        if review is None:
+            reader.warn(f"{path} has no review action; its status is unknown")
+        elif review.code and review.code not in X12_306:
+            display = f" ({review.display})" if review.display else ""
+            reader.warn(f"{path}: review action code {review.code!r}{display} is not an X12 306 code; "
+                        "its status is unknown")
+        authorized = tuple(a for a in add_items if sequence is not None and sequence in a.item_sequences)
+        status = review.status if review else ItemStatus.UNKNOWN
+        if status is ItemStatus.MODIFIED and not authorized:
+            reader.warn(f"{path} is A6 (modified) but no addItem says what was authorized")
+        return ItemDecision(
+            sequence=sequence,
+            review_action=review.code if review else None,
+            status=status,
+            auth_number=(review.number if review else None) or reader.ext_text(node, path, EXT_AUTHORIZATION_NUMBER),
+            administration_reference=reader.ext_text(node, path, EXT_ADMINISTRATION_REFERENCE),
+            validity=reader.ext_period(node, path, EXT_PREAUTH_PERIOD),
+            issue_date=reader.ext_date(node, path, EXT_PREAUTH_ISSUE_DATE),
+            reason_codes=review.reasons if review else (),
+            notes=self.notes_of(node, path),
+            authorized=authorized,
+        )
 
-@dataclass(frozen=True)
-class PasDecision:
-    status: DecisionStatus
-    preauth_ref: str | None
-    preauth_period: Period | None
-    items: tuple[ItemDecision, ...]
-    added_items: tuple[AuthorizedItem, ...]
-    errors: tuple[ProcessingError, ...]
-    information_requests: tuple[InformationRequest, ...]
-    outcome: str | None
-    disposition: str | None
-    claim_response_id: str | None
-    claim_response_full_url: str | None
-    request_reference: str | None
-    bundle_identifier: str | None
-    created: str | None
-    warnings: tuple[str, ...]
+    # -- errors -----------------------------------------------------------------------------------
 
-    @property
-    def final(self) -> bool:
-        return self.status not in (DecisionStatus.PENDED, DecisionStatus.UNKNOWN)
+    def error(self, node: Json, path: str) -> ProcessingError:
+        reader = self.reader
+        code_node = reader.obj(node, "code", path)
+        coding = reader.primary(code_node, f"{path}.code") if code_node is not None else None
+        element, note_number = self.error_element(node, path)
+        return ProcessingError(
+            code=coding.code if coding else None,
+            display=coding.display if coding else None,
+            path=reader.ext_text(node, path, EXT_ERROR_PATH),
+            element=element,
+            followup=reader.ext_code(node, path, EXT_ERROR_FOLLOWUP) or reader.ext_text(node, path, EXT_ERROR_FOLLOWUP),
+            note=self.note(note_number, f"{path}.extension(errorElement).processNote"),
+            item_sequence=reader.integer(node, "itemSequence", path),
+            detail_sequence=reader.integer(node, "detailSequence", path),
+            subdetail_sequence=reader.integer(node, "subDetailSequence", path),
+        )
 
+    def error_element(self, node: Json, path: str) -> tuple[str | None, int | None]:
+        """errorElement: sub-extensions ``error`` and ``processNote`` (2.2), or a plain valueString (2.0.1)."""
+        reader = self.reader
+        for ext_path, ext in reader.extensions(node, path, EXT_ERROR_ELEMENT):
+            if "valueString" in ext:
+                return reader.string(ext, "valueString", ext_path), None
+            element: str | None = None
+            note: int | None = None
+            for part_path, part in reader.objects(ext, "extension", ext_path):
+                if part.get("url") == "error":
+                    element = element or reader.string(part, "valueString", part_path)
+                elif part.get("url") == "processNote":
+                    value = part.get("valuePositiveInt", part.get("valueInteger"))
+                    note = note or (reader.as_int(value, f"{part_path}.valuePositiveInt") if value is not None
+                                    else None)
+            return element, note
+        return None, None
 
-# -- lenient accessors -----------------------------------------------------------------------------
+    # -- requests for more information -------------------------------------------------------------
 
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _maps(value: Any) -> list[Json]:
-    return [v for v in _list(value) if isinstance(v, Mapping)]
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _codings(concept: Any) -> tuple[Coding, ...]:
-    if not isinstance(concept, Mapping):
-        return ()
-    return tuple(Coding(_str(c.get("system")), _str(c.get("code")), _str(c.get("display")))
-                 for c in _maps(concept.get("coding")))
-
-
-def _first_code(concept: Any) -> str | None:
-    return next((c.code for c in _codings(concept) if c.code), None)
-
-
-def _exts(node: Any, *urls: str) -> list[Json]:
-    if not isinstance(node, Mapping):
-        return []
-    return [e for e in _maps(node.get("extension")) if e.get("url") in urls]
-
-
-def _period(value: Any) -> Period | None:
-    if isinstance(value, Mapping):
-        return Period(_str(value.get("start")), _str(value.get("end")))
-    return None
-
-
-#: Words in a coding's display that name an action, for payers that send placeholder codes (seen in test kits).
-_DISPLAY_ACTIONS = (("not certified", "A3"), ("denied", "A3"), ("pended", "A4"), ("pending", "A4"),
-                    ("modified", "A6"), ("cancel", "C"), ("certified in total", "A1"), ("approved", "A1"))
-
-
-def _action(concept: Any) -> str | None:
-    """The X12 306 code of a review action, matched by value whatever the system (RI, IG, test kits)."""
-    codings = _codings(concept)
-    for coding in codings:
-        if coding.code in ITEM_STATUS:
-            return coding.code
-    for coding in codings:
-        display = (coding.display or "").lower()
-        for words, code in _DISPLAY_ACTIONS:
-            if words in display:
-                return code
-    return next((c.code for c in codings if c.code), None)
-
-
-_REVIEW_CODE_URLS = (codes.EXT_REVIEW_ACTION_CODE, "reviewActionCode", "code")
-
-
-def _review(adjudications: Any) -> tuple[str | None, str | None, tuple[Coding, ...]]:
-    """(HCR01 code, HCR02 number, HCR03 reasons) from a list of adjudications, 2.2 or older shapes."""
-    for adjudication in _maps(adjudications):
-        for review in _exts(adjudication, codes.EXT_REVIEW_ACTION):
-            code = next((_action(sub.get("valueCodeableConcept")) for sub in _exts(review, *_REVIEW_CODE_URLS)),
-                        None)
-            number = next((_str(sub.get("valueString")) for sub in _exts(review, "number")), None)
-            reasons = tuple(c for sub in _exts(review, "reasonCode") for c in _codings(sub.get("valueCodeableConcept")))
-            if code:
-                return code, number, reasons
-        for legacy in _exts(adjudication, codes.EXT_REVIEW_ACTION_CODE):  # 2.0.1 / RI: the code directly
-            code = _action(legacy.get("valueCodeableConcept"))
-            if code:
-                return code, None, ()
-    return None, None, ()
-
-
-def _ext_string(node: Any, name: str) -> str | None:
-    for ext in _exts(node, codes.extension(name)):
-        value = ext.get("valueString") or (ext.get("valueIdentifier") or {}).get("value") \
-            if isinstance(ext.get("valueIdentifier"), Mapping) or ext.get("valueString") else None
-        if isinstance(value, str):
-            return value
-    return None
-
-
-def _authorized(add: Json) -> AuthorizedItem:
-    code, number, _ = _review(add.get("adjudication"))
-    quantity = add.get("quantity")
-    value = quantity.get("value") if isinstance(quantity, Mapping) else None
-    return AuthorizedItem(
-        item_sequences=tuple(s for s in (_int(v) for v in _list(add.get("itemSequence"))) if s is not None),
-        product_or_service=_codings(add.get("productOrService")),
-        quantity=float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None,
-        unit=_str(quantity.get("unit")) if isinstance(quantity, Mapping) else None,
-        review_action=code, auth_number=number)
-
-
-def _notes(response: Json) -> dict[int, str]:
-    return {n: text for note in _maps(response.get("processNote"))
-            if (n := _int(note.get("number"))) is not None and (text := _str(note.get("text")))}
-
-
-# -- parsing ---------------------------------------------------------------------------------------
-
-
-def _load(data: bytes | str | Mapping[str, Any], source: str) -> Json:
-    if isinstance(data, Mapping):
-        return data
-    try:
-        parsed = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise InvalidResponse(f"{source} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except (UnicodeDecodeError, TypeError):
-        raise InvalidResponse(f"{source} is not UTF-8 JSON") from None
-    if not isinstance(parsed, Mapping):
-        raise InvalidResponse(f"{source} is JSON but not a FHIR resource", path="$")
-    return parsed
-
-
-def _outcome_text(outcome: Json) -> str:
-    for issue in _maps(outcome.get("issue")):
-        text = _str(issue.get("diagnostics")) or _str((issue.get("details") or {}).get("text")
-                                                      if isinstance(issue.get("details"), Mapping) else None)
-        if text:
-            return text
-        if _str(issue.get("code")):
-            return str(issue["code"])
-    return "no issue text"
-
-
-def _find_claim_response(bundle: Json, warnings: list[str]) -> tuple[Json, str | None]:
-    entries = _maps(bundle.get("entry"))
-    for position, entry in enumerate(entries):
-        resource = entry.get("resource")
-        if isinstance(resource, Mapping) and resource.get("resourceType") == "ClaimResponse":
-            if position != 0:
-                warnings.append(f"ClaimResponse is entry {position}, not the first entry")
-            return resource, _str(entry.get("fullUrl"))
-    for entry in entries:  # a notification or wrapper: look one level down
-        resource = entry.get("resource")
-        if isinstance(resource, Mapping) and resource.get("resourceType") == "Bundle":
-            try:
-                return _find_claim_response(resource, warnings)
-            except InvalidResponse:
+    def information_requests(self) -> tuple[InformationRequest, ...]:
+        found: list[InformationRequest] = []
+        index: BundleIndex | None = None
+        for path, ref_node in self.reader.objects(self.response, "communicationRequest", CR):
+            reference = self.reader.string(ref_node, "reference", path)
+            resource: Json | None = None
+            if reference and reference.startswith("#"):
+                resource = next((c for _, c in self.reader.objects(self.response, "contained", CR)
+                                 if c.get("id") == reference[1:]), None)
+            elif reference and self.located.bundle is not None:
+                entries = self.located.bundle.get("entry")
+                entries = entries if isinstance(entries, list) else []
+                index = index or BundleIndex(entries)
+                positions = index.resolve(reference, self.located.full_url)
+                resource = index.resource(positions[0]) if positions else None
+            if resource is None or resource.get("resourceType") != "CommunicationRequest":
+                self.reader.warn(f"{path} does not resolve to a CommunicationRequest in the Bundle")
+                found.append(InformationRequest(reference, None, (), (), (), (), ()))
                 continue
-    raise InvalidResponse("the Bundle holds no ClaimResponse", path="Bundle.entry")
+            found.append(self.communication_request(reference, resource))
+        return tuple(found)
 
+    def communication_request(self, reference: str | None, resource: Json) -> InformationRequest:
+        reader = self.reader
+        where = "CommunicationRequest"
+        resource_id = reader.string(resource, "id", where)
+        if resource_id:
+            where = f"CommunicationRequest/{resource_id}"
+        lines = [n for p, e in reader.extensions(resource, where, EXT_SERVICE_LINE)
+                 for n in [reader.integer(e, "valuePositiveInt", p)] if n is not None]
+        contents: list[str] = []
+        modifiers: list[str] = []
+        for payload_path, payload in reader.objects(resource, "payload", where):
+            text = reader.string(payload, "contentString", payload_path)
+            if text:
+                contents.append(text)
+            for p, e in reader.extensions(payload, payload_path, EXT_SERVICE_LINE):
+                line = reader.integer(e, "valuePositiveInt", p)
+                if line is not None:
+                    lines.append(line)
+            modifier = reader.ext_code(payload, payload_path, EXT_CONTENT_MODIFIER)
+            if modifier:
+                modifiers.append(modifier)
+        return InformationRequest(
+            reference=reference,
+            id=resource_id,
+            codes=tuple(contents),
+            content_modifiers=tuple(modifiers),
+            item_sequences=tuple(dict.fromkeys(lines)),
+            medium=reader.concept_codes(resource, "medium", where),
+            category=reader.concept_codes(resource, "category", where),
+        )
 
-def _overall(items: list[ItemDecision], response_action: str | None, has_errors: bool) -> DecisionStatus:
-    if has_errors:
-        return DecisionStatus.ERROR
-    actions = [i.review_action for i in items if i.review_action] or ([response_action] if response_action else [])
-    if not actions:
-        return DecisionStatus.UNKNOWN
-    present = set(actions)
-    if "A4" in present:
-        return DecisionStatus.PENDED
-    if present == {"C"}:
-        return DecisionStatus.CANCELLED
-    if present == {"A1"}:
-        return DecisionStatus.APPROVED
-    if present <= {"A1", "A6"}:
-        return DecisionStatus.MODIFIED
-    if present == {"A3"}:
-        return DecisionStatus.DENIED
-    if present & {"A1", "A2", "A3", "A6"}:
-        return DecisionStatus.PARTIAL
-    return DecisionStatus.UNKNOWN
+    # -- the whole response -----------------------------------------------------------------------
+
+    def identifiers(self) -> tuple[str, ...]:
+        reader = self.reader
+        found: list[str | None] = []
+        request = reader.obj(self.response, "request", CR)
+        if request is not None and "identifier" in request:
+            found.append(reader.identifier(request.get("identifier"), f"{CR}.request.identifier"))
+        found.extend(reader.identifier(node, path) for path, node in reader.objects(self.response, "identifier", CR))
+        return tuple(dict.fromkeys(i for i in found if i))
+
+    def outcome(self) -> str | None:
+        outcome = self.reader.string(self.response, "outcome", CR)
+        if outcome == "queued":
+            self.reader.warn("outcome 'queued' is 2.0.1-era (PAS 2.2 allows complete, error, partial); "
+                             "the status comes from the review actions")
+        elif outcome is not None and outcome not in OUTCOMES:
+            self.reader.warn(f"outcome {outcome!r} is not a ClaimResponse outcome code")
+        return outcome
+
+    def decision(self) -> PasDecision:
+        reader, response = self.reader, self.response
+        outcome = self.outcome()
+        add_items = [self.authorized(node, path) for path, node in reader.objects(response, "addItem", CR)]
+        items = [self.item(node, path, add_items) for path, node in reader.objects(response, "item", CR)]
+        sequences = [i.sequence for i in items if i.sequence is not None]
+        if len(sequences) != len(set(sequences)):
+            reader.warn("several ClaimResponse items share an itemSequence")
+        errors = tuple(self.error(node, path) for path, node in reader.objects(response, "error", CR))
+        if outcome == "error" and not errors:
+            reader.warn("outcome is 'error' but the ClaimResponse lists no error")
+        whole = read_review(reader, response, CR, direct=True)
+        status = overall_status([i.status for i in items], whole.status if whole else None,
+                                has_errors=outcome == "error" or bool(errors))
+        if whole is not None and items and whole.status not in {i.status for i in items}:
+            reader.warn(f"the ClaimResponse-level review action {whole.code} disagrees with its items; "
+                        "the items decide")
+        information_requests = self.information_requests()
+        request_identifiers = self.identifiers()
+        request = reader.obj(response, "request", CR)
+        bundle_identifier = None
+        if self.located.bundle is not None and "identifier" in self.located.bundle:
+            bundle_identifier = reader.identifier(self.located.bundle.get("identifier"), "Bundle.identifier")
+        return PasDecision(
+            status=status,
+            preauth_ref=(reader.string(response, "preAuthRef", CR)
+                         or reader.ext_text(response, CR, EXT_AUTHORIZATION_NUMBER)
+                         or (whole.number if whole else None)),
+            preauth_period=reader.period(response, "preAuthPeriod", CR),
+            review_action=whole.code if whole else None,
+            items=tuple(items),
+            added_items=tuple(a for a in add_items if not set(a.item_sequences) & set(sequences)),
+            errors=errors,
+            information_requests=information_requests,
+            outcome=outcome,
+            disposition=reader.string(response, "disposition", CR),
+            claim_response_id=reader.string(response, "id", CR),
+            claim_response_full_url=self.located.full_url,
+            request_reference=reader.string(request, "reference", f"{CR}.request") if request else None,
+            request_identifiers=request_identifiers,
+            bundle_identifier=bundle_identifier,
+            created=reader.string(response, "created", CR),
+            warnings=reader.warnings,  # last: every read above may have added one
+        )
 
 
 def parse_response(data: bytes | str | Mapping[str, Any], *, source: str = "response") -> PasDecision:
-    """The decision in a PAS response Bundle (or a bare ClaimResponse); InvalidResponse if there is none."""
-    document = _load(data, source)
-    kind = document.get("resourceType")
-    warnings: list[str] = []
-    if kind == "OperationOutcome":
-        raise InvalidResponse(f"{source} is an OperationOutcome, not a PAS response: {_outcome_text(document)}")
-    if kind == "Parameters":  # $inquire style: take the first Bundle parameter
-        resources = [p.get("resource") for p in _maps(document.get("parameter"))]
-        inner = next((r for r in resources if isinstance(r, Mapping) and r.get("resourceType") == "Bundle"), None)
-        if inner is None:
-            raise InvalidResponse(f"{source} is a Parameters without a response Bundle", path="Parameters.parameter")
-        document, kind = inner, "Bundle"
-    if kind == "ClaimResponse":
-        response, full_url, bundle_id = document, None, None
-    elif kind == "Bundle":
-        response, full_url = _find_claim_response(document, warnings)
-        identifier = document.get("identifier")
-        bundle_id = _str(identifier.get("value")) if isinstance(identifier, Mapping) else None
-    else:
-        raise InvalidResponse(f"{source} is a {kind or 'JSON object without resourceType'}, not a PAS response Bundle",
-                              path="resourceType")
+    """The payer's decision in a PAS response; :class:`~fhir_pa.errors.InvalidResponse` if there is none.
 
-    outcome = _str(response.get("outcome"))
-    if outcome == "queued":
-        warnings.append("outcome 'queued' is a PAS 2.0.1 value; the decision is read from review actions")
-    notes = _notes(response)
-    add_items = [_authorized(a) for a in _maps(response.get("addItem"))]
-    items: list[ItemDecision] = []
-    sequences: set[int] = set()
-    for item in _maps(response.get("item")):
-        sequence = _int(item.get("itemSequence"))
-        if sequence is not None:
-            sequences.add(sequence)
-        code, number, reasons = _review(item.get("adjudication"))
-        validity = next((_period(e.get("valuePeriod")) for e in _exts(item, codes.extension("itemPreAuthPeriod"))),
-                        None)
-        items.append(ItemDecision(
-            sequence=sequence, review_action=code, status=ITEM_STATUS.get(code or "", ItemStatus.UNKNOWN),
-            auth_number=number or _ext_string(item, "authorizationNumber"),
-            administration_reference=_ext_string(item, "administrationReferenceNumber"),
-            validity=validity, reason_codes=reasons,
-            notes=tuple(notes[n] for n in (_int(v) for v in _list(item.get("noteNumber"))) if n in notes),
-            authorized=tuple(a for a in add_items if sequence is not None and sequence in a.item_sequences)))
-    errors = []
-    for error in _maps(response.get("error")):
-        errors.append(ProcessingError(
-            code=_first_code(error.get("code")),
-            path=next((_str(e.get("valueString")) for e in _exts(error, codes.extension("errorPath"))), None),
-            element=next((_str(e.get("valueString")) for e in _exts(error, codes.extension("errorElement"))), None),
-            followup=next((_first_code(e.get("valueCodeableConcept"))
-                           for e in _exts(error, codes.extension("errorFollowupAction"))), None),
-            item_sequence=_int(error.get("itemSequence"))))
-    info = [InformationRequest(reference=_str(ref.get("reference")), codes=(), item_sequences=())
-            for ref in _maps(response.get("communicationRequest"))]
-    response_action, _, _ = _review(response.get("adjudication"))
-    request = response.get("request")
-    return PasDecision(
-        status=_overall(items, response_action, outcome == "error" or bool(errors)),
-        preauth_ref=_str(response.get("preAuthRef")), preauth_period=_period(response.get("preAuthPeriod")),
-        items=tuple(items), added_items=tuple(a for a in add_items if not (set(a.item_sequences) & sequences)),
-        errors=tuple(errors), information_requests=tuple(info), outcome=outcome,
-        disposition=_str(response.get("disposition")), claim_response_id=_str(response.get("id")),
-        claim_response_full_url=full_url,
-        request_reference=_str(request.get("reference")) if isinstance(request, Mapping) else None,
-        bundle_identifier=bundle_id, created=_str(response.get("created")), warnings=tuple(warnings))
+    ``source`` names the input in error messages (a file name, "$submit response from <payer>").
+    """
+    reader = FieldReader()
+    located = locate_claim_response(load_document(data, source), source, reader)
+    return _ClaimResponseReader(located, reader).decision()
 
 
-def _authorized_json(a: AuthorizedItem) -> dict[str, Any]:
-    return {"item_sequences": list(a.item_sequences), "codes": [c.code for c in a.product_or_service],
-            "quantity": a.quantity, "unit": a.unit, "review_action": a.review_action, "auth_number": a.auth_number}
-
-
-def decision_as_json(decision: PasDecision) -> dict[str, Any]:
-    """The ``fhir-pa pas explain --json`` view: stable keys, JSON types only."""
-    return {
-        "status": decision.status.value,
-        "preauth_ref": decision.preauth_ref,
-        "preauth_period": vars(decision.preauth_period) if decision.preauth_period else None,
-        "outcome": decision.outcome,
-        "items": [{"sequence": i.sequence, "review_action": i.review_action, "status": i.status.value,
-                   "auth_number": i.auth_number, "administration_reference": i.administration_reference,
-                   "validity": vars(i.validity) if i.validity else None,
-                   "reasons": [c.code for c in i.reason_codes], "notes": list(i.notes),
-                   "authorized": [_authorized_json(a) for a in i.authorized]} for i in decision.items],
-        "added_items": [_authorized_json(a) for a in decision.added_items],
-        "errors": [{"code": e.code, "path": e.path, "element": e.element, "followup": e.followup}
-                   for e in decision.errors],
-        "information_requests": [{"reference": r.reference} for r in decision.information_requests],
-        "claim_response_id": decision.claim_response_id,
-        "warnings": list(decision.warnings),
-    }
+__all__ = [
+    "AuthorizedItem",
+    "Coding",
+    "DecisionStatus",
+    "InformationRequest",
+    "ItemDecision",
+    "ItemStatus",
+    "PasDecision",
+    "Period",
+    "ProcessingError",
+    "Quantity",
+    "decision_as_json",
+    "parse_response",
+]
