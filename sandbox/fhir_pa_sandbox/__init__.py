@@ -1,7 +1,9 @@
 """fhir-pa sandbox payer: a local PAS 2.2.1 payer for tests, demos and development.
 
-SMART Backend Services token endpoint, ``Claim/$submit`` decided by an editable rules table, ClaimResponse
-read, and test knobs (stats, injected faults). Start one on a free loopback port::
+SMART Backend Services token endpoint, ``Claim/$submit`` decided by an editable rules table (pended items
+decided later; Claim Updates and cancels), ClaimResponse read and search, ``Claim/$inquire``, PAS
+Subscriptions with rest-hook notifications, and test knobs (stats, injected faults, ``decide-pending``). The
+full HTTP contract is in :mod:`fhir_pa_sandbox.app`. Start one on a free loopback port::
 
     from fhir_pa_sandbox import SandboxConfig, SandboxServer
 

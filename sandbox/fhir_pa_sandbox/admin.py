@@ -1,4 +1,7 @@
-"""The ``/_sandbox/`` endpoints tests and demos use: stats, fault knobs, client registration.
+"""The ``/_sandbox/`` endpoints tests and demos use: stats, fault knobs, client registration, decide-pending.
+
+``POST /_sandbox/decide-pending`` decides every pended item now (as if each review were over) and answers
+``{"decided": N}``; the notifications it causes are queued and go out right after, in the background.
 
 They change what the payer does, so they answer only callers on the loopback interface.
 """
@@ -9,6 +12,7 @@ import ipaddress
 import json
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -16,6 +20,7 @@ from fhir_pa.errors import ConfigurationError
 from fhir_pa_sandbox.clients import registration
 from fhir_pa_sandbox.knobs import KnobError
 from fhir_pa_sandbox.state import state_of
+from fhir_pa_sandbox.tracking import decide_all
 
 
 def _problem(status: int, message: str) -> Response:
@@ -45,7 +50,7 @@ async def stats(request: Request) -> Response:
         return _problem(403, "the sandbox admin endpoints answer loopback callers only")
     state = state_of(request)
     return JSONResponse({**state.stats.snapshot(), "faults": state.faults.snapshot(),
-                         "clients_registered": len(state.clients)})
+                         "clients_registered": len(state.clients), "pending_cases": len(state.cases.pending())})
 
 
 async def faults(request: Request) -> Response:
@@ -77,3 +82,11 @@ async def register_client(request: Request) -> Response:
         return _problem(400, exc.one_line())
     state_of(request).clients.register(reg)
     return JSONResponse({"client_id": reg.client_id, "scopes": list(reg.scopes)}, status_code=201)
+
+
+async def decide_pending(request: Request) -> Response:
+    """``POST``: decide every pended item now; answers how many were decided."""
+    if not _from_loopback(request):
+        return _problem(403, "the sandbox admin endpoints answer loopback callers only")
+    decided = await run_in_threadpool(decide_all, state_of(request))
+    return JSONResponse({"decided": decided})

@@ -3,19 +3,38 @@
 - ``GET /fhir/.well-known/smart-configuration``: SMART discovery
 - ``POST /auth/token``: client_credentials grant with a private_key_jwt client assertion
 - ``GET /fhir/metadata``: CapabilityStatement
-- ``POST /fhir/Claim/$submit``: PAS request Bundle in, PAS response Bundle out
-- ``GET /fhir/ClaimResponse/{id}``: a stored ClaimResponse
-- ``GET /_sandbox/stats``, ``GET|POST /_sandbox/faults``, ``POST /_sandbox/clients``: test knobs (loopback only)
+- ``POST /fhir/Claim/$submit`` (``system/Claim.c``): PAS request Bundle in, PAS response Bundle out. A pended
+  item (A4) is decided later by its rule (``then`` after ``after_seconds`` times ``pend_delay_scale``): the
+  stored ClaimResponse (same id) gets the new review action, ``meta.versionId`` + 1 and ``lastUpdated``, and
+  matching Subscriptions are notified. A Claim Update (``Claim.related`` prior) updates or cancels the case
+  it names (:mod:`fhir_pa_sandbox.submit`).
+- ``GET /fhir/ClaimResponse/{id}`` (``system/ClaimResponse.r``): the current version
+- ``GET /fhir/ClaimResponse?identifier=|request.identifier=|_id=`` (``.s`` or ``.r``): searchset Bundle
+  (:mod:`fhir_pa_sandbox.search`)
+- ``POST /fhir/Claim/$inquire`` (``Claim.c`` or ``ClaimResponse.r``/``.s``): Parameters of Inquiry Response
+  Bundles, 404 when nothing matches (:mod:`fhir_pa_sandbox.inquire`)
+- ``POST|GET /fhir/Subscription``, ``GET|PUT|DELETE /fhir/Subscription/{id}`` (``system/Subscription.*``):
+  PAS Subscriptions with handshake and rest-hook event notifications; a failed delivery sets the
+  Subscription to ``error`` and the event is lost (clients re-request and poll)
+  (:mod:`fhir_pa_sandbox.subscription_api`, :mod:`fhir_pa_sandbox.delivery`, :mod:`fhir_pa_sandbox.notify`)
+- ``GET /_sandbox/stats``, ``GET|POST /_sandbox/faults``, ``POST /_sandbox/clients``,
+  ``POST /_sandbox/decide-pending``: test knobs (loopback only; :mod:`fhir_pa_sandbox.admin`,
+  :mod:`fhir_pa_sandbox.knobs`)
+
+The app's lifespan starts and stops the scheduler thread that runs pended decisions and deliveries.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fhir_pa_sandbox import admin, capability, oauth, submit
+from fhir_pa_sandbox import admin, capability, inquire, oauth, search, submit, subscription_api
 from fhir_pa_sandbox.clients import ClientRegistry, load_clients
 from fhir_pa_sandbox.config import SandboxConfig
 from fhir_pa_sandbox.outcome import refuse
@@ -42,13 +61,31 @@ def create_app(config: SandboxConfig | None = None, *, state: SandboxState | Non
         Route("/auth/token", oauth.token_endpoint, methods=["POST"]),
         Route("/fhir/metadata", capability.metadata, methods=["GET"]),
         Route("/fhir/Claim/$submit", submit.submit, methods=["POST"]),
+        Route("/fhir/Claim/$inquire", inquire.inquire, methods=["POST"]),
+        Route("/fhir/ClaimResponse", search.search_claim_responses, methods=["GET"]),
         Route("/fhir/ClaimResponse/{id:str}", submit.read_claim_response, methods=["GET"]),
+        Route("/fhir/Subscription", subscription_api.create, methods=["POST"]),
+        Route("/fhir/Subscription", subscription_api.search, methods=["GET"]),
+        Route("/fhir/Subscription/{id:str}", subscription_api.read, methods=["GET"]),
+        Route("/fhir/Subscription/{id:str}", subscription_api.update, methods=["PUT"]),
+        Route("/fhir/Subscription/{id:str}", subscription_api.delete, methods=["DELETE"]),
         Route("/fhir/{rest:path}", _fhir_not_found,
               methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/_sandbox/stats", admin.stats, methods=["GET"]),
         Route("/_sandbox/faults", admin.faults, methods=["GET", "POST"]),
         Route("/_sandbox/clients", admin.register_client, methods=["POST"]),
+        Route("/_sandbox/decide-pending", admin.decide_pending, methods=["POST"]),
     ]
-    app = Starlette(routes=routes)
-    app.state.sandbox = state or create_state(config or SandboxConfig())
+    sandbox = state or create_state(config or SandboxConfig())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        sandbox.start()
+        try:
+            yield
+        finally:
+            sandbox.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.sandbox = sandbox
     return app

@@ -1,4 +1,5 @@
-"""``GET /fhir/metadata``: what this payer offers (Claim ``$submit``, ClaimResponse read), how to log in."""
+"""``GET /fhir/metadata``: what this payer offers (``$submit``, ``$inquire``, ClaimResponse read and search,
+PAS Subscriptions), and how to log in."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from starlette.responses import Response
 
 from fhir_pa_sandbox.outcome import fhir_response
 from fhir_pa_sandbox.state import fhir_base, token_url
+from fhir_pa_sandbox.subscriptions import TOPIC
 
 SUBMIT_OPERATION = "http://hl7.org/fhir/us/davinci-pas/OperationDefinition/Claim-submit"
+INQUIRE_OPERATION = "http://hl7.org/fhir/us/davinci-pas/OperationDefinition/Claim-inquiry"
+TOPIC_CANONICAL = ("http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+                   "capabilitystatement-subscriptiontopic-canonical")
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
 
@@ -33,8 +38,15 @@ def capability_statement(base: str, token: str) -> dict[str, Any]:
                 "description": "SMART Backend Services: client_credentials with a private_key_jwt assertion",
             },
             "resource": [
-                {"type": "Claim", "operation": [{"name": "submit", "definition": SUBMIT_OPERATION}]},
-                {"type": "ClaimResponse", "interaction": [{"code": "read"}]},
+                {"type": "Claim", "operation": [{"name": "submit", "definition": SUBMIT_OPERATION},
+                                                {"name": "inquire", "definition": INQUIRE_OPERATION}]},
+                {"type": "ClaimResponse", "interaction": [{"code": "read"}, {"code": "search-type"}],
+                 "searchParam": [{"name": "_id", "type": "token"}, {"name": "identifier", "type": "token"},
+                                 {"name": "request.identifier", "type": "token"}]},
+                {"type": "Subscription",
+                 "extension": [{"url": TOPIC_CANONICAL, "valueCanonical": TOPIC}],
+                 "interaction": [{"code": code} for code in ("create", "read", "update", "delete",
+                                                             "search-type")]},
             ],
         }],
     }

@@ -19,6 +19,8 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "system/Claim.cruds",
     "system/ClaimResponse.r",
     "system/ClaimResponse.rs",
+    "system/Subscription.c",
+    "system/Subscription.cruds",
 )
 
 
@@ -46,5 +48,8 @@ class SandboxConfig:
     check_requests: bool = True
     #: Largest ``$submit`` body accepted, in bytes.
     max_body_bytes: int = 10_000_000
+    #: Multiplies every pend rule's ``after_seconds`` (tests use small values, or huge ones plus
+    #: ``POST /_sandbox/decide-pending`` to decide exactly when they want).
+    pend_delay_scale: float = 1.0
     #: Seconds since the epoch; tests replace it to age tokens without sleeping.
     clock: Callable[[], float] = time.time

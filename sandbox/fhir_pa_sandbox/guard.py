@@ -29,8 +29,10 @@ def _challenge(error: str, description: str, scope: str | None = None) -> str:
     return "Bearer " + ", ".join(parts)
 
 
-def authorize(request: Request, resource: str, permission: str) -> AccessToken | Response:
-    """The caller's token if it may do ``permission`` (one of cruds) on ``resource``; else the refusal."""
+def authorize(request: Request, resource: str, permission: str,
+              *alternatives: tuple[str, str]) -> AccessToken | Response:
+    """The caller's token if it may do ``permission`` (one of cruds) on ``resource``, or any of the
+    ``(resource, permission)`` alternatives (a search allowed by ``.r`` or ``.s``); else the refusal."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
@@ -42,7 +44,8 @@ def authorize(request: Request, resource: str, permission: str) -> AccessToken |
     except TokenRejected as exc:
         return refuse(401, "login", exc.description,
                       headers={"WWW-Authenticate": _challenge("invalid_token", exc.description)})
-    if not permits(token.scopes, resource, permission):
+    wanted = ((resource, permission), *alternatives)
+    if not any(permits(token.scopes, kind, letter) for kind, letter in wanted):
         needed = f"system/{resource}.{permission}"
         description = f"this call needs scope {needed}; the token has {' '.join(token.scopes)}"
         return refuse(403, "forbidden", description,
@@ -51,7 +54,8 @@ def authorize(request: Request, resource: str, permission: str) -> AccessToken |
     return token
 
 
-async def gate(request: Request, resource: str, permission: str) -> AccessToken | Response:
+async def gate(request: Request, resource: str, permission: str,
+               *alternatives: tuple[str, str]) -> AccessToken | Response:
     """Injected latency and faults, then :func:`authorize`: the token to go on with, or the answer to send."""
     state = state_of(request)
     delay = state.faults.delay_seconds()
@@ -61,4 +65,4 @@ async def gate(request: Request, resource: str, permission: str) -> AccessToken 
     if fault is not None:
         state.stats.count("faults_injected")
         return fault_response(fault)
-    return authorize(request, resource, permission)
+    return authorize(request, resource, permission, *alternatives)

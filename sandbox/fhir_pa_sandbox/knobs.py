@@ -8,23 +8,46 @@ Driven by ``POST /_sandbox/faults`` with a JSON object (any mix of):
 - ``{"garbage_next": N, "garbage": "truncated" | "not-fhir" | "html"}``: the next N calls get a 200 whose body
   is cut-off JSON (default), JSON that is not FHIR, or an HTML page.
 - ``{"latency_ms": M}``: every FHIR API call waits M ms first, until reset.
+- ``{"error_rate": 0.3, "seed": 7}``: that fraction (0..1) of FHIR API calls get a bare 503, drawn from a
+  random generator seeded with ``seed`` (give it for a repeatable run).
+- ``{"drop_notifications": N}``: the next N event notifications are counted as dropped and never sent.
+- ``{"duplicate_notifications": N}``: the next N event notifications are delivered twice.
+- ``{"reorder_notifications": N}``: the next N event notifications are each held back and delivered right
+  after the event notification that follows them (or after 2 s if none does).
+- ``{"notification_shape": "pas-2.2" | "flat-2.0.1" | "ri" | "id-only"}``: where event notifications put the
+  PAS response (:mod:`fhir_pa_sandbox.notify`).
+- ``{"inquire_shape": "return" | "responseBundle" | "bare"}``: how ``$inquire`` wraps its answers
+  (:mod:`fhir_pa_sandbox.inquire`).
 - ``{"reset": true}``: back to normal (applied before any other key in the same command).
 
-"FHIR API calls" are the ones needing a bearer token (``$submit``, ClaimResponse read); discovery,
-``metadata`` and the token endpoint are never faulted, so a client always gets far enough to be tested.
+"FHIR API calls" are the ones needing a bearer token (``$submit``, ``$inquire``, ClaimResponse read and
+search, Subscription calls); discovery, ``metadata`` and the token endpoint are never faulted, so a client
+always gets far enough to be tested. Handshakes are never faulted either.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from starlette.responses import Response
 
+from fhir_pa_sandbox.notify import SHAPES
+
 GARBAGE_KINDS = ("truncated", "not-fhir", "html")
-_KEYS = {"fail_next", "status", "retry_after", "garbage_next", "garbage", "latency_ms", "reset"}
+NOTIFICATION_SHAPES = SHAPES
+INQUIRE_SHAPES = ("return", "responseBundle", "bare")
+_COUNTS = {"fail_next": (0, 10_000), "status": (400, 599), "retry_after": (0, 3600), "garbage_next": (0, 10_000),
+           "latency_ms": (0, 60_000), "seed": (0, 2**63 - 1), "drop_notifications": (0, 10_000),
+           "duplicate_notifications": (0, 10_000), "reorder_notifications": (0, 10_000)}
+_CHOICES = {"garbage": GARBAGE_KINDS, "notification_shape": NOTIFICATION_SHAPES, "inquire_shape": INQUIRE_SHAPES}
+_KEYS = {*_COUNTS, *_CHOICES, "error_rate", "reset"}
+
+#: What happens to one event notification: sent, dropped, sent twice, or held until the next one is sent.
+Fate = Literal["send", "drop", "duplicate", "hold"]
 
 
 class KnobError(ValueError):
@@ -59,30 +82,48 @@ class FaultKnobs:
         self.garbage_next = 0
         self.garbage_kind = "truncated"
         self.latency_ms = 0
+        self.error_rate = 0.0
+        self.seed: int | None = None
+        self._random = random.Random()  # noqa: S311 - fault injection, not security
+        self.drop_notifications = 0
+        self.duplicate_notifications = 0
+        self.reorder_notifications = 0
+        self.notification_shape = "pas-2.2"
+        self.inquire_shape = "return"
 
-    def apply(self, command: Any) -> None:
-        """Apply one fault command (see the module docstring); :class:`KnobError` if it is malformed."""
+    @staticmethod
+    def _validate(command: Any) -> dict[str, Any]:
         if not isinstance(command, Mapping):
             raise KnobError("the fault command must be a JSON object")
         unknown = sorted(set(command) - _KEYS)
         if unknown:
             raise KnobError(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})")
-        if "garbage" in command and command["garbage"] not in GARBAGE_KINDS:
-            raise KnobError(f"garbage must be one of {', '.join(GARBAGE_KINDS)}")
+        for key, choices in _CHOICES.items():
+            if key in command and command[key] not in choices:
+                raise KnobError(f"{key} must be one of {', '.join(choices)}")
         if "reset" in command and not isinstance(command["reset"], bool):
             raise KnobError("reset must be true or false")
-        updates = {key: _count(command, key, *limits) for key, limits in (
-            ("fail_next", (0, 10_000)), ("status", (400, 599)), ("retry_after", (0, 3600)),
-            ("garbage_next", (0, 10_000)), ("latency_ms", (0, 60_000))) if key in command}
+        rate = command.get("error_rate", 0)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise KnobError("error_rate must be a number from 0 to 1")
+        values: dict[str, Any] = {key: _count(command, key, *limits) for key, limits in _COUNTS.items()
+                                  if key in command}
+        values.update({key: command[key] for key in _CHOICES if key in command})
+        if "error_rate" in command:
+            values["error_rate"] = float(rate)
+        return values
+
+    def apply(self, command: Any) -> None:
+        """Apply one fault command (see the module docstring); :class:`KnobError` if it is malformed."""
+        values = self._validate(command)
         with self._lock:
             if command.get("reset"):
                 self._reset()
-            self.fail_next = updates.get("fail_next", self.fail_next)
-            self.fail_status = updates.get("status", self.fail_status)
-            self.retry_after = updates.get("retry_after", self.retry_after)
-            self.garbage_next = updates.get("garbage_next", self.garbage_next)
-            self.garbage_kind = command.get("garbage", self.garbage_kind)
-            self.latency_ms = updates.get("latency_ms", self.latency_ms)
+            renames = {"status": "fail_status", "garbage": "garbage_kind"}
+            for key, value in values.items():
+                setattr(self, renames.get(key, key), value)
+            if "seed" in values:
+                self._random = random.Random(values["seed"])  # noqa: S311 - fault injection, not security
 
     def take(self) -> Fault | None:
         """The fault for the call being handled now (used up), or None to process it normally."""
@@ -93,7 +134,28 @@ class FaultKnobs:
             if self.garbage_next > 0:
                 self.garbage_next -= 1
                 return Fault(200, garbage=self.garbage_kind)
+            if self.error_rate and self._random.random() < self.error_rate:
+                return Fault(503)
             return None
+
+    def notification_fate(self) -> Fate:
+        """What to do with the event notification about to go out (uses up one count of its knob)."""
+        with self._lock:
+            if self.drop_notifications > 0:
+                self.drop_notifications -= 1
+                return "drop"
+            if self.duplicate_notifications > 0:
+                self.duplicate_notifications -= 1
+                return "duplicate"
+            if self.reorder_notifications > 0:
+                self.reorder_notifications -= 1
+                return "hold"
+            return "send"
+
+    def shapes(self) -> tuple[str, str]:
+        """(notification shape, inquire shape) in force now."""
+        with self._lock:
+            return self.notification_shape, self.inquire_shape
 
     def delay_seconds(self) -> float:
         with self._lock:
@@ -103,7 +165,11 @@ class FaultKnobs:
         with self._lock:
             return {"fail_next": self.fail_next, "status": self.fail_status, "retry_after": self.retry_after,
                     "garbage_next": self.garbage_next, "garbage": self.garbage_kind,
-                    "latency_ms": self.latency_ms}
+                    "latency_ms": self.latency_ms, "error_rate": self.error_rate, "seed": self.seed,
+                    "drop_notifications": self.drop_notifications,
+                    "duplicate_notifications": self.duplicate_notifications,
+                    "reorder_notifications": self.reorder_notifications,
+                    "notification_shape": self.notification_shape, "inquire_shape": self.inquire_shape}
 
 
 _TRUNCATED = b'{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:'

@@ -204,9 +204,20 @@ class _Builder:
         return [copy.deepcopy(dict(self.entries[position])) for position in seen]
 
 
+def cancelled_item(sequence: int) -> Json:
+    """A ClaimResponse.item the client cancelled with an update: review action ``C`` (X12 306 has no code for
+    it; ``C`` is the PAS convention :mod:`fhir_pa.pas.review` reads as *cancelled*)."""
+    return {"itemSequence": sequence, "adjudication": [review_adjudication("C", "Cancelled")]}
+
+
 def build_response(request: Mapping[str, Any], decisions: Sequence[ItemDecision], *, fhir_base: str,
-                   now: datetime | None = None) -> BuiltResponse:
-    """The PAS response Bundle for ``request`` (a checked request Bundle) and its item ``decisions``."""
+                   now: datetime | None = None, claim_response_id: str | None = None,
+                   preauth_ref: str | None = None, cancelled: Sequence[int] = ()) -> BuiltResponse:
+    """The PAS response Bundle for ``request`` (a checked request Bundle) and its item ``decisions``.
+
+    A case that lives on (pended, updated) passes its ``claim_response_id`` and earlier ``preauth_ref`` so the
+    ClaimResponse keeps its identity across versions; ``cancelled`` are the item sequences cancelled by updates.
+    """
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     stamp = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
     builder = _Builder(request, decisions, moment)
@@ -230,7 +241,9 @@ def build_response(request: Mapping[str, Any], decisions: Sequence[ItemDecision]
         if period is not None:
             periods.append(period)
 
-    response_id = str(uuid.uuid4())
+    items.extend(cancelled_item(sequence) for sequence in cancelled)
+    items.sort(key=lambda item: item["itemSequence"] if isinstance(item["itemSequence"], int) else 0)
+    response_id = claim_response_id or str(uuid.uuid4())
     first_entry = builder.entries[0] if builder.entries else None
     claim_url = first_entry.get("fullUrl") if isinstance(first_entry, Mapping) else None
     request_ref: Json = {"reference": claim_url} if isinstance(claim_url, str) else {}
@@ -238,7 +251,7 @@ def build_response(request: Mapping[str, Any], decisions: Sequence[ItemDecision]
     if isinstance(claim_ids, list) and claim_ids:
         request_ref["identifier"] = copy.deepcopy(claim_ids[0])
     claim_type = claim.get("type")
-    preauth_ref = new_number("PA") if periods else None
+    preauth_ref = (preauth_ref or new_number("PA")) if periods else None
     claim_response: Json = {
         "resourceType": "ClaimResponse",
         "id": response_id,

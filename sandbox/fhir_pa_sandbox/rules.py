@@ -8,7 +8,14 @@ The table is a JSON file people edit (``data/rules.json`` by default)::
 Actions: ``approve`` (A1, an authorization number valid ``days`` from the service date), ``deny`` (A3 with an
 X12 886 ``reason``), ``pend`` (A4 with an administration reference number), ``modify`` (A6, and the
 ``authorized`` service comes back as an ``addItem``) and ``error`` (``ClaimResponse.error`` with an X12 901
-code). A mistake in the file is a :class:`~fhir_pa.errors.ConfigurationError` naming the file and JSON path.
+code).
+
+A ``pend`` is decided later, as a real payer would: ``"then"`` is the final action (``approve`` by default,
+``deny`` or ``modify``) and ``"after_seconds"`` how long the review takes (2 s by default, multiplied by
+``SandboxConfig.pend_delay_scale``). A pend with an explicit ``then`` may carry what its final action needs:
+``days``, ``reason`` (optional for a later deny) and ``authorized`` (required for a later modify).
+
+A mistake in the file is a :class:`~fhir_pa.errors.ConfigurationError` naming the file and JSON path.
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ from fhir_pa_sandbox.jsonfile import JsonFile, child
 
 Action = Literal["approve", "deny", "pend", "modify", "error"]
 ACTIONS: tuple[str, ...] = get_args(Action)
+#: What a pended item can become once the sandbox's "clinical review" is over.
+LATER_ACTIONS: tuple[str, ...] = ("approve", "deny", "modify")
+#: Seconds a pend takes to be decided when its rule does not say (before ``pend_delay_scale``).
+DEFAULT_PEND_SECONDS = 2.0
 
 #: Short names accepted for ``authorized.system``; a full URL is accepted too.
 CODE_SYSTEMS = {"cpt": codes.CPT, "hcpcs": codes.HCPCS}
@@ -35,7 +46,7 @@ _COMMON = {"action", "label", "note"}
 _ALLOWED: dict[str, set[str]] = {
     "approve": _COMMON | {"days"},
     "deny": _COMMON | {"reason"},
-    "pend": _COMMON,
+    "pend": _COMMON | {"then", "after_seconds", "days", "reason", "authorized"},
     "modify": _COMMON | {"days", "authorized"},
     "error": _COMMON | {"error"},
 }
@@ -83,6 +94,14 @@ class Rule:
     reason: Reason | None = None
     authorized: AuthorizedService | None = None
     error: RuleError | None = None
+    #: ``pend`` only: the action taken once the pend is decided, and after how many seconds.
+    then: Action | None = None
+    after_seconds: float = DEFAULT_PEND_SECONDS
+
+    def later(self) -> Rule:
+        """The rule a pended item is finally decided by (``then``; approve when unset)."""
+        return Rule(action=self.then or "approve", label=self.label, days=self.days, reason=self.reason,
+                    authorized=self.authorized)
 
 
 @dataclass(frozen=True)
@@ -132,7 +151,24 @@ class _Parser:
             return replace(rule, authorized=self.authorized(raw, where))
         if action == "error":
             return replace(rule, error=self.error(raw, where))
+        if action == "pend":
+            return self.pend(rule, raw, where)
         return rule
+
+    def pend(self, rule: Rule, raw: Mapping[str, Any], where: str) -> Rule:
+        if "then" not in raw:  # what the pend becomes must be said before saying how
+            self.file.obj(raw, where, allowed=_COMMON | {"after_seconds"})
+        then = raw.get("then", "approve")
+        if then not in LATER_ACTIONS:
+            raise self.file.error(f"then must be one of {', '.join(LATER_ACTIONS)}", child(where, "then"))
+        after = raw.get("after_seconds", DEFAULT_PEND_SECONDS)
+        if isinstance(after, bool) or not isinstance(after, int | float) or not 0 <= after <= 86_400:
+            raise self.file.error("must be a number of seconds from 0 to 86400", child(where, "after_seconds"))
+        reason = self.reason(raw, where) if "reason" in raw else None
+        authorized = self.authorized(raw, where) if then == "modify" else None
+        if then != "modify" and "authorized" in raw:
+            raise self.file.error("authorized applies only when then is modify", child(where, "authorized"))
+        return replace(rule, then=then, after_seconds=float(after), reason=reason, authorized=authorized)
 
     def reason(self, raw: Mapping[str, Any], where: str) -> Reason:
         self.file.obj(raw, where, required=("reason",))

@@ -1,7 +1,8 @@
 """Run the sandbox payer with uvicorn on a real loopback port, in a background thread or in the foreground.
 
 The listening socket is bound here, before uvicorn starts, so ``port=0`` yields the port actually bound
-with no race; ``start`` returns only once the server accepts connections.
+with no race; ``start`` returns only once the server accepts connections. The app's lifespan starts the
+scheduler (pended decisions, notifications) and ``stop`` ends it, so no scheduled work outlives the server.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class SandboxServer:
         return sock
 
     def _uvicorn(self) -> uvicorn.Server:
-        config = uvicorn.Config(self.app, lifespan="off", log_config=dict(self._log_config)
+        config = uvicorn.Config(self.app, lifespan="on", log_config=dict(self._log_config)
                                 if self._log_config is not None else None, log_level=self._log_level,
                                 access_log=self._log_config is not None)
         return uvicorn.Server(config)
@@ -131,6 +132,7 @@ class SandboxServer:
             if thread.is_alive() and server is not None:
                 server.force_exit = True
                 thread.join(timeout)
+        self.state.stop()  # the lifespan stops it too; this covers a forced exit
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = None
@@ -147,6 +149,7 @@ class SandboxServer:
         try:
             self._server.run(sockets=[self._socket])
         finally:
+            self.state.stop()
             self._socket.close()
             self._server = None
 

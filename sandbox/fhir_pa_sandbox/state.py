@@ -8,12 +8,16 @@ from typing import cast
 from starlette.requests import Request
 
 from fhir_pa.auth.verify import JtiCache
+from fhir_pa_sandbox.cases import CaseStore
 from fhir_pa_sandbox.clients import ClientRegistry
 from fhir_pa_sandbox.config import SandboxConfig
+from fhir_pa_sandbox.delivery import Deliverer
 from fhir_pa_sandbox.knobs import FaultKnobs
 from fhir_pa_sandbox.rules import RulesTable
+from fhir_pa_sandbox.scheduler import Scheduler
 from fhir_pa_sandbox.stats import Stats
 from fhir_pa_sandbox.store import SubmissionStore
+from fhir_pa_sandbox.subscriptions import SubscriptionStore
 from fhir_pa_sandbox.tokens import TokenStore
 
 
@@ -27,6 +31,22 @@ class SandboxState:
     stats: Stats = field(default_factory=Stats)
     faults: FaultKnobs = field(default_factory=FaultKnobs)
     jti_cache: JtiCache = field(default_factory=JtiCache)
+    cases: CaseStore = field(default_factory=CaseStore)
+    subscriptions: SubscriptionStore = field(default_factory=SubscriptionStore)
+    #: Runs pended decisions and notification deliveries; started and stopped with the app (lifespan).
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    deliverer: Deliverer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deliverer = Deliverer(self.scheduler, self.faults, self.stats)
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Stop the later work: queued decisions and notifications are dropped, nothing outlives the server."""
+        self.scheduler.stop()
+        self.deliverer.close()
 
 
 def state_of(request: Request) -> SandboxState:

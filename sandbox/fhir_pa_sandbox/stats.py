@@ -2,7 +2,14 @@
 
 ``by_identifier`` is keyed by request Bundle identifier (``system|value``): ``received`` counts every
 ``$submit`` of it that reached the handler, ``decided`` the new decisions made (1 at most, unless the same
-identifier was reused), ``duplicates`` the retransmissions answered from the store.
+identifier was reused), ``duplicates`` the retransmissions answered from the store, ``decided_later`` the
+pended items decided afterwards (by the scheduler or ``POST /_sandbox/decide-pending``),
+``updates`` the Claim Updates applied; these two appear only once they are non-zero.
+
+The global counters also say what the payer did on its own: ``notifications_sent`` (event notifications
+answered 2xx; a duplicate counts twice), ``notifications_dropped`` (dropped by the fault knob),
+``notifications_failed`` (not delivered after 2 attempts: the Subscription went to ``error``),
+``handshakes`` (handshakes attempted), and ``inquiries``, ``searches``, ``updates``, ``cancels``.
 """
 
 from __future__ import annotations
@@ -12,6 +19,10 @@ from collections import Counter
 from typing import Any
 
 _PER_ID = ("received", "decided", "duplicates", "rejected")
+#: Per-identifier counters shown only once non-zero (a request that never pended has no ``decided_later``).
+_PER_ID_LATER = ("decided_later", "updates")
+_GLOBAL = ("decided_later", "notifications_sent", "notifications_dropped", "notifications_failed", "handshakes",
+           "inquiries", "searches", "updates", "cancels", "subscriptions_created")
 
 
 class Stats:
@@ -24,7 +35,7 @@ class Stats:
         """Add one to counter ``name``, overall and (when given) for one request identifier."""
         with self._lock:
             self._totals[name] += 1
-            if identifier is not None and name in _PER_ID:
+            if identifier is not None and (name in _PER_ID or name in _PER_ID_LATER):
                 self._per_id.setdefault(identifier, Counter())[name] += 1
 
     def snapshot(self) -> dict[str, Any]:
@@ -39,6 +50,8 @@ class Stats:
                 "token_requests_refused": totals["token_refused"],
                 "faults_injected": totals["faults_injected"],
                 "claim_response_reads": totals["reads"],
-                "by_identifier": {key: {name: counts[name] for name in _PER_ID}
+                **{name: totals[name] for name in _GLOBAL},
+                "by_identifier": {key: {**{name: counts[name] for name in _PER_ID},
+                                        **{name: counts[name] for name in _PER_ID_LATER if counts[name]}}
                                   for key, counts in self._per_id.items()},
             }

@@ -13,11 +13,18 @@ Idempotency is keyed by the request Bundle identifier (``system|value``):
   not be reused for another request.
 
 Success is 200 with ``application/fhir+json`` (what Inferno's payer answers; PAS allows any 2xx).
+
+Each new request opens a *case* (:mod:`fhir_pa_sandbox.cases`): pended items (A4) are decided later by the
+rule's ``then`` (:mod:`fhir_pa_sandbox.tracking`), and ``GET /fhir/ClaimResponse/{id}`` always answers the
+case's current version. A Claim Update (``Claim.related`` prior, :mod:`fhir_pa_sandbox.updates`) changes the
+case it names: cancelled items get review action ``C``, a Claim-level certificationType ``3`` cancels
+everything, added/changed items are decided again (and may pend again), unchanged ones keep their decision;
+the answer is the case's current response (same ClaimResponse id, next ``meta.versionId``). Updating a denied
+or cancelled request is refused: 400 OperationOutcome ``business-rule``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -27,16 +34,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_pa.pas.checks import check_request_bundle
+from fhir_pa_sandbox.body import ACCEPTED_TYPES, read_resource
 from fhir_pa_sandbox.decide import decide
 from fhir_pa_sandbox.guard import gate
-from fhir_pa_sandbox.outcome import FHIR_JSON, fhir_response, from_check, outcome_response, refuse
-from fhir_pa_sandbox.responses import build_response
+from fhir_pa_sandbox.outcome import fhir_response, from_check, outcome_response, refuse
 from fhir_pa_sandbox.state import SandboxState, fhir_base, state_of
 from fhir_pa_sandbox.store import StoredDecision, fingerprint
+from fhir_pa_sandbox.tracking import apply_update, open_case
+from fhir_pa_sandbox.updates import UpdatePlan, UpdateProblem, read_update
 
 log = logging.getLogger(__name__)
 
-ACCEPTED_TYPES = (FHIR_JSON, "application/json")
+__all__ = ["ACCEPTED_TYPES", "claim_identifier", "read_claim_response", "submit"]
 
 
 def _identifier(value: Any) -> str | None:
@@ -57,27 +66,7 @@ def claim_identifier(bundle: Mapping[str, Any]) -> str | None:
 
 
 async def _read_bundle(request: Request, state: SandboxState) -> Mapping[str, Any] | Response:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in ACCEPTED_TYPES:
-        got = media or "no Content-Type"
-        return refuse(415, "not-supported", f"send the Bundle as {FHIR_JSON} (got {got})")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > state.config.max_body_bytes:
-        return refuse(413, "too-costly", f"the request is larger than {state.config.max_body_bytes} bytes")
-    body = await request.body()
-    if len(body) > state.config.max_body_bytes:
-        return refuse(413, "too-costly", f"the request is larger than {state.config.max_body_bytes} bytes")
-    try:
-        data = json.loads(body)
-    except UnicodeDecodeError:
-        return refuse(400, "structure", "the body is not UTF-8 JSON")
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        return refuse(400, "structure", f"the body is not JSON: {exc.msg} at {where}")
-    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
-        kind = data.get("resourceType") if isinstance(data, dict) else type(data).__name__
-        return refuse(400, "structure", f"$submit takes a PAS request Bundle, not {kind!s}", "Bundle")
-    return data
+    return await read_resource(request, state, "Bundle", "$submit takes a PAS request Bundle")
 
 
 def _stored_answer(state: SandboxState, key: str | None, bundle: Mapping[str, Any],
@@ -122,18 +111,49 @@ async def submit(request: Request) -> Response:
         answer = _stored_answer(state, key, bundle, digest)
         if answer is not None:
             return answer
+    try:
+        plan = read_update(bundle)
+    except UpdateProblem as exc:
+        state.stats.count("rejected", key)
+        return refuse(400, "invalid", str(exc), exc.expression)
+    if plan is not None:
+        return _update(state, bundle, plan, key, digest)
     entries = bundle.get("entry")
     first = entries[0] if isinstance(entries, list) and entries else None
     claim = first.get("resource") if isinstance(first, Mapping) else None
     decisions = decide(claim if isinstance(claim, Mapping) else {}, state.rules)
-    built = build_response(bundle, decisions, fhir_base=fhir_base(request))
-    state.store.save(StoredDecision(key or built.claim_response["id"], digest, claim_identifier(bundle),
-                                    built.bundle, built.claim_response["id"]),
-                     built.claim_response, keyed=key is not None)
+    case = open_case(state, bundle, decisions, key=key, fhir_base=fhir_base(request))
+    with state.cases.lock:
+        answer_bundle, claim_response = case.snapshot(), dict(case.claim_response)
+    state.store.save(StoredDecision(case.key, digest, claim_identifier(bundle), answer_bundle,
+                                    case.claim_response_id), claim_response, keyed=key is not None)
     state.stats.count("decided", key)
     log.info("request %s decided: %s", key, " ".join(
         f"{d.sequence}:{d.rule.action}" for d in decisions))
-    return fhir_response(built.bundle)
+    return fhir_response(answer_bundle)
+
+
+def _update(state: SandboxState, bundle: Mapping[str, Any], plan: UpdatePlan, key: str | None,
+            digest: str) -> Response:
+    """A Claim Update: find the case, refuse closed ones, apply it, answer the case's current response."""
+    case = state.cases.by_claim(plan.case_keys)
+    if case is None:
+        state.stats.count("rejected", key)
+        return refuse(400, "business-rule", "the Claim this update refers to (Claim.related.claim) is not a request "
+                      "this payer knows; submit a new request", "Bundle.entry[0].resource.related")
+    with state.cases.lock:
+        closed = case.closed()
+    if closed is not None:
+        state.stats.count("rejected", key)
+        return refuse(400, "business-rule", f"a {closed} request cannot be updated; submit a new request",
+                      "Bundle.entry[0].resource.related")
+    apply_update(state, case, bundle, plan)
+    with state.cases.lock:
+        answer_bundle, claim_response = case.snapshot(), dict(case.claim_response)
+    state.store.save(StoredDecision(key or case.claim_response_id, digest, claim_identifier(bundle), answer_bundle,
+                                    case.claim_response_id), claim_response, keyed=key is not None)
+    log.info("request %s updated (version %s)", case.key, claim_response["meta"]["versionId"])
+    return fhir_response(answer_bundle)
 
 
 async def read_claim_response(request: Request) -> Response:
@@ -143,7 +163,9 @@ async def read_claim_response(request: Request) -> Response:
     if isinstance(allowed, Response):
         return allowed
     state.stats.count("reads")
-    resource = state.store.claim_response(request.path_params["id"])
-    if resource is None:
+    case = state.cases.get(request.path_params["id"])
+    if case is None:
         return refuse(404, "not-found", "no ClaimResponse with this id", "ClaimResponse.id")
-    return fhir_response(resource)
+    with state.cases.lock:
+        resource = dict(case.claim_response)
+    return fhir_response(resource, headers={"ETag": f'W/"{resource["meta"]["versionId"]}"'})

@@ -4,7 +4,7 @@ The names here are the public face; each subpackage (``auth``, ``pas``, ``ledger
 """
 
 from fhir_pa.auth import SigningKey, SmartBackendAuth, generate_key, load_signing_key
-from fhir_pa.config import PAS_SCOPES, PayerConfig
+from fhir_pa.config import PAS_SCOPES, PayerConfig, PollSettings
 from fhir_pa.errors import (
     AuthError,
     ConfigurationError,
@@ -24,11 +24,15 @@ from fhir_pa.ledger import Ledger, LedgerRecord
 from fhir_pa.pas import (
     AsyncPasClient,
     DecisionStatus,
+    DecisionUpdate,
+    NotificationReceiver,
     PasClient,
     PasDecision,
     PriorAuthOrder,
     Sender,
     SubmitResult,
+    SubscriptionSettings,
+    TrackResult,
     build_request_bundle,
     check_request_bundle,
     load_order,
@@ -43,6 +47,7 @@ __all__ = [
     "AuthError",
     "ConfigurationError",
     "DecisionStatus",
+    "DecisionUpdate",
     "FhirPaError",
     "InputError",
     "InvalidResponse",
@@ -50,11 +55,13 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "LedgerRecord",
+    "NotificationReceiver",
     "PasClient",
     "PasDecision",
     "PayerConfig",
     "PayerRejected",
     "PayerUnavailable",
+    "PollSettings",
     "PriorAuthOrder",
     "ProfileError",
     "RetryPolicy",
@@ -62,7 +69,9 @@ __all__ = [
     "SigningKey",
     "SmartBackendAuth",
     "SubmitResult",
+    "SubscriptionSettings",
     "TokenError",
+    "TrackResult",
     "TransportError",
     "__version__",
     "build_request_bundle",

@@ -20,7 +20,7 @@ EXE = str(Path(sys.executable).with_name("fhir-pa"))
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120, cwd=cwd,  # noqa: S603
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120, cwd=cwd,
                           check=False)
 
 

@@ -52,8 +52,8 @@ def test_metadata_lists_claim_submit(sandbox: SandboxServer) -> None:
     statement = response.json()
     assert statement["resourceType"] == "CapabilityStatement"
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert resources["Claim"]["operation"] == [
-        {"name": "submit", "definition": "http://hl7.org/fhir/us/davinci-pas/OperationDefinition/Claim-submit"}]
+    assert resources["Claim"]["operation"][0] == {
+        "name": "submit", "definition": "http://hl7.org/fhir/us/davinci-pas/OperationDefinition/Claim-submit"}
     assert {"code": "read"} in resources["ClaimResponse"]["interaction"]
 
 

@@ -69,7 +69,7 @@ _RUN_CLI = ("import typer; from fhir_pa_sandbox.cli import register; app = typer
 def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps({"default": {"action": "pend"}}))
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    proc = subprocess.Popen(
         [sys.executable, "-c", _RUN_CLI, "sandbox", "--port", "0", "--rules", str(rules), "--token-lifetime", "60"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -95,7 +95,7 @@ def test_sandbox_command_reports_a_bad_clients_file_in_one_line(tmp_path: Path) 
               "from fhir_pa_sandbox.cli import register; app = typer.Typer(); app.callback()(lambda: None); "
               "register(app)\ntry:\n    app(standalone_mode=False)\nexcept FhirPaError as e:\n"
               "    print(e.one_line(), file=sys.stderr); sys.exit(4)")
-    proc = subprocess.run([sys.executable, "-c", script, "sandbox", "--port", "0", "--clients", str(clients)],  # noqa: S603
+    proc = subprocess.run([sys.executable, "-c", script, "sandbox", "--port", "0", "--clients", str(clients)],
                           capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 4
     assert str(clients) in proc.stderr and '$.clients.me.jwks' in proc.stderr

@@ -75,7 +75,7 @@ def test_slice_definitions_match_structure_definition(name: str) -> None:
 def test_every_profile_we_emit_has_data() -> None:
     from fhir_pa.pas import codes
 
-    emitted = {codes.REQUEST_BUNDLE, codes.CLAIM, codes.BENEFICIARY, codes.SUBSCRIBER, codes.COVERAGE,
-               codes.INSURER, codes.REQUESTOR, codes.PRACTITIONER, codes.PRACTITIONER_ROLE, codes.SERVICE_REQUEST,
-               codes.DOCUMENT_REFERENCE}
+    emitted = {codes.REQUEST_BUNDLE, codes.CLAIM, codes.CLAIM_UPDATE, codes.BENEFICIARY, codes.SUBSCRIBER,
+               codes.COVERAGE, codes.INSURER, codes.REQUESTOR, codes.PRACTITIONER, codes.PRACTITIONER_ROLE,
+               codes.SERVICE_REQUEST, codes.DOCUMENT_REFERENCE}
     assert emitted <= {load_profile("pas", n).url for n in profile_names("pas")}

@@ -27,11 +27,13 @@ app.add_typer(keys_app, name="keys")
 
 
 def _register_builtin() -> None:
-    from fhir_pa.cli import explain, keys, submit
+    from fhir_pa.cli import amend, explain, keys, submit, track
 
     keys.register(keys_app)
     explain.register(pas_app)
     submit.register(app)
+    track.register(app)
+    amend.register(app)
 
 
 def _register_plugins() -> None:

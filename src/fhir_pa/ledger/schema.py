@@ -39,8 +39,25 @@ requests = Table(
     Column("error", Text),
     Column("request_body", LargeBinary, nullable=False),
     Column("request_sha256", String(64), nullable=False),
+    #: ``submit`` (a new request), ``update`` or ``cancel`` (a Claim Update of ``prior_id``).
+    Column("kind", String(20), nullable=False, server_default="submit"),
+    Column("prior_id", String(36)),
+    #: The original request of an update chain (None for the original itself): one prior authorization.
+    Column("root_id", String(36)),
+    #: The newest payer answer applied (a response Bundle), and how it came: submit, notification, poll.
+    Column("decision_body", LargeBinary),
+    Column("decision_channel", String(30)),
+    #: Out-of-order protection: the newest notification event applied, and from which subscription.
+    Column("last_event_number", Integer),
+    Column("last_event_source", String(500)),
+    #: When we last heard anything about this request (notification or poll), and when to poll next.
+    Column("last_heard_at", DateTime(timezone=True)),
+    Column("next_poll_at", DateTime(timezone=True)),
+    Column("polls", Integer, nullable=False, server_default="0"),
     UniqueConstraint("payer", "order_id", name="uq_requests_payer_order"),
 )
+Index("ix_requests_claim_identifier", requests.c.claim_identifier)
+Index("ix_requests_claim_response", requests.c.claim_response_id)
 
 #: Every HTTP exchange about a request, with the exact bytes received.
 exchanges = Table(
@@ -71,3 +88,40 @@ events = Table(
     Column("detail", Text),
 )
 Index("ix_events_request", events.c.request_id)
+
+#: Every notification body a payer POSTed to us and we accepted (authenticated), stored before processing.
+notifications = Table(
+    "notifications", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("subscription", String(500)),
+    Column("type", String(30)),
+    Column("event_number", Integer),
+    Column("focus", String(500)),
+    Column("request_id", String(36)),
+    #: None until processed; then applied, unchanged, stale, duplicate, unmatched, handshake, heartbeat, invalid.
+    Column("outcome", String(20)),
+    Column("detail", Text),
+)
+Index("ix_notifications_event", notifications.c.subscription, notifications.c.event_number)
+
+#: Our PAS Subscription at each payer, one per sending system. Only a hash of the header token is kept.
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("payer", String(500), nullable=False),
+    Column("sending_system_id", String(200), nullable=False),
+    Column("remote_id", String(200)),
+    Column("remote_url", String(1000)),
+    Column("endpoint", String(1000), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("token_sha256", String(64), nullable=False),
+    Column("error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("checked_at", DateTime(timezone=True)),
+    Column("last_notification_at", DateTime(timezone=True)),
+    Column("last_event_number", Integer),
+    UniqueConstraint("payer", "sending_system_id", name="uq_subscriptions_payer_system"),
+)

@@ -17,12 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from fhir_pa.errors import LedgerError
 from fhir_pa.ledger import clock
+from fhir_pa.ledger.notifications import NotificationLog
 from fhir_pa.ledger.schema import events, exchanges, metadata, requests
+from fhir_pa.ledger.subscriptions import SubscriptionBook
+from fhir_pa.ledger.upgrade import add_missing_columns
 
 #: States in which the payer has given its final word (or refused the request for good).
 FINAL_STATES = frozenset({"approved", "denied", "partial", "modified", "cancelled", "error", "rejected"})
@@ -61,10 +64,24 @@ class LedgerRecord:
     error_code: str | None
     error: str | None
     request_body: bytes
+    kind: str = "submit"
+    prior_id: str | None = None
+    root_id: str | None = None
+    decision_body: bytes | None = None
+    decision_channel: str | None = None
+    last_event_number: int | None = None
+    last_heard_at: datetime | None = None
+    next_poll_at: datetime | None = None
+    polls: int = 0
 
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
+
+    @property
+    def case_id(self) -> str:
+        """The id of the original request: every update of one prior authorization shares it."""
+        return self.root_id or self.id
 
     def time_left(self, now: datetime | None = None) -> str:
         """Where the request stands on the CMS clock."""
@@ -105,8 +122,16 @@ def _record(row: Any) -> LedgerRecord:
         created_at=_utc(m["created_at"]) or now_utc(), submitted_at=_utc(m["submitted_at"]),
         decided_at=_utc(m["decided_at"]), deadline_at=_utc(m["deadline_at"]), preauth_ref=m["preauth_ref"],
         claim_response_id=m["claim_response_id"], attempts=m["attempts"], error_code=m["error_code"],
-        error=m["error"], request_body=bytes(m["request_body"]),
+        error=m["error"], request_body=bytes(m["request_body"]), kind=m["kind"] or "submit",
+        prior_id=m["prior_id"], root_id=m["root_id"],
+        decision_body=bytes(m["decision_body"]) if m["decision_body"] is not None else None,
+        decision_channel=m["decision_channel"], last_event_number=m["last_event_number"],
+        last_heard_at=_utc(m["last_heard_at"]), next_poll_at=_utc(m["next_poll_at"]), polls=m["polls"] or 0,
     )
+
+
+#: What :meth:`Ledger.advance` did with a decision: took it, already had it, or knew something newer.
+APPLIED, UNCHANGED, STALE = "applied", "unchanged", "stale"
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -128,9 +153,12 @@ class Ledger:
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             metadata.create_all(self.engine)
+            add_missing_columns(self.engine, metadata)
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot open the ledger at {self._where()}: {type(exc).__name__}") from None
         self._lock = threading.Lock()
+        self.notifications = NotificationLog(self)
+        self.subscriptions = SubscriptionBook(self)
 
     def _where(self) -> str:
         return self.url.split("@")[-1]  # never print credentials of a database URL
@@ -155,9 +183,13 @@ class Ledger:
     # -- writing --------------------------------------------------------------------------------------
 
     def record_intent(self, *, order_id: str, payer: str, bundle_identifier: str, claim_identifier: str,
-                      urgency: str, body: bytes) -> LedgerRecord:
+                      urgency: str, body: bytes, kind: str = "submit", prior: LedgerRecord | None = None,
+                      ) -> LedgerRecord:
         """Store the request before it is sent. Returns the existing record if this order was already
-        recorded for this payer (so a second call never creates a second request)."""
+        recorded for this payer (so a second call never creates a second request).
+
+        An update or cancel names its ``prior`` request; it joins that request's case (``root_id``).
+        """
         existing = self.find(payer=payer, order_id=order_id)
         if existing is not None:
             return existing
@@ -168,7 +200,8 @@ class Ledger:
                 conn.execute(insert(requests).values(
                     id=record_id, order_id=order_id, payer=payer, bundle_identifier=bundle_identifier,
                     claim_identifier=claim_identifier, urgency=urgency, state="prepared", created_at=now,
-                    attempts=0, request_body=body, request_sha256=hashlib.sha256(body).hexdigest()))
+                    attempts=0, request_body=body, request_sha256=hashlib.sha256(body).hexdigest(), kind=kind,
+                    prior_id=prior.id if prior else None, root_id=prior.case_id if prior else None, polls=0))
                 conn.execute(insert(events).values(request_id=record_id, at=now, state="prepared", detail=None))
         except IntegrityError:
             found = self.find(payer=payer, order_id=order_id)
@@ -189,26 +222,82 @@ class Ledger:
                 content_type=content_type, response_body=response_body, error=error))
             row = conn.execute(select(requests.c.attempts, requests.c.submitted_at, requests.c.urgency)
                                .where(requests.c.id == record_id)).one()
-            values: dict[str, Any] = {"attempts": row.attempts + 1}
+            values: dict[str, Any] = {"attempts": row.attempts + 1} if kind == "submit" else {}
             if delivery == "sent" and row.submitted_at is None:
                 values["submitted_at"] = started_at
                 values["deadline_at"] = clock.deadline(started_at, row.urgency)
-            conn.execute(update(requests).where(requests.c.id == record_id).values(**values))
+            if values:
+                conn.execute(update(requests).where(requests.c.id == record_id).values(**values))
 
     def set_state(self, record_id: str, state: str, *, detail: str | None = None, preauth_ref: str | None = None,
                   claim_response_id: str | None = None, error_code: str | None = None,
-                  error: str | None = None) -> None:
+                  error: str | None = None, decision_body: bytes | None = None,
+                  channel: str | None = None) -> None:
         now = now_utc()
         values: dict[str, Any] = {"state": state, "error_code": error_code, "error": error}
         if preauth_ref is not None:
             values["preauth_ref"] = preauth_ref
         if claim_response_id is not None:
             values["claim_response_id"] = claim_response_id
+        if decision_body is not None:
+            values["decision_body"] = decision_body
+            values["decision_channel"] = channel
+            values["last_heard_at"] = now
         if state in FINAL_STATES:
             values["decided_at"] = now
         with self._tx() as conn:
             conn.execute(update(requests).where(requests.c.id == record_id).values(**values))
             conn.execute(insert(events).values(request_id=record_id, at=now, state=state, detail=detail))
+
+    def advance(self, record_id: str, state: str, *, channel: str, body: bytes, detail: str | None = None,
+                preauth_ref: str | None = None, claim_response_id: str | None = None,
+                event_number: int | None = None, event_source: str | None = None) -> str:
+        """Apply a later answer about a request (a notification, a poll, an inquiry), unless it is stale.
+
+        Returns :data:`APPLIED`, :data:`UNCHANGED` (we already knew this) or :data:`STALE` (we know something
+        newer: a final decision is never replaced by a pend, and an event numbered at or below the last one
+        applied from the same subscription is old news arriving out of order). Checked and written in one
+        transaction, so a receiver and a poller racing on the same request cannot regress it.
+        """
+        now = now_utc()
+        with self._tx() as conn:
+            row = conn.execute(select(requests).where(requests.c.id == record_id)).first()
+            if row is None:
+                raise LedgerError(f"no request {record_id!r} in the ledger")
+            m = row._mapping
+            values: dict[str, Any] = {"last_heard_at": now}
+            old_event = (event_number is not None and m["last_event_number"] is not None
+                         and m["last_event_source"] == event_source and event_number <= m["last_event_number"])
+            regresses = m["state"] in FINAL_STATES and state not in FINAL_STATES
+            if old_event or regresses:
+                verdict = STALE
+            elif m["state"] == state and (preauth_ref is None or preauth_ref == m["preauth_ref"]):
+                verdict = UNCHANGED
+            else:
+                verdict = APPLIED
+            if verdict != STALE and event_number is not None:
+                values.update(last_event_number=event_number, last_event_source=event_source)
+            if verdict == APPLIED:
+                values.update(state=state, decision_body=body, decision_channel=channel, error=None, error_code=None)
+                if preauth_ref is not None:
+                    values["preauth_ref"] = preauth_ref
+                if claim_response_id is not None:
+                    values["claim_response_id"] = claim_response_id
+                if state in FINAL_STATES and m["decided_at"] is None:
+                    values["decided_at"] = now
+                conn.execute(insert(events).values(request_id=record_id, at=now, state=state,
+                                                   detail=detail or f"via {channel}"))
+            conn.execute(update(requests).where(requests.c.id == record_id).values(**values))
+        return verdict
+
+    def schedule_poll(self, record_id: str, at: datetime | None, *, polled: bool = True) -> None:
+        """Remember when to poll next (None: only when the payer goes quiet), so a restarted tracker keeps the
+        backoff instead of hammering the payer; ``polled`` counts a poll just made."""
+        with self._tx() as conn:
+            values: dict[str, Any] = {"next_poll_at": at}
+            if polled:
+                values["polls"] = requests.c.polls + 1
+            conn.execute(update(requests).where(requests.c.id == record_id).values(**values))
 
     # -- reading --------------------------------------------------------------------------------------
 
@@ -224,6 +313,52 @@ class Ledger:
             row = conn.execute(select(requests).where(requests.c.payer == payer,
                                                       requests.c.order_id == order_id)).first()
         return _record(row) if row is not None else None
+
+    def match(self, *, identifiers: Sequence[str] = (), claim_response_id: str | None = None,
+              preauth_ref: str | None = None, payer: str | None = None) -> LedgerRecord | None:
+        """The newest request of the case a payer's answer is about (matched by any identifier it carries).
+
+        ``identifiers`` are ``system|value`` (or bare values) of the request Claim or Bundle. When the match is a
+        request that was later updated, the newest update is returned: the payer's answer is about the case.
+        """
+        conditions: list[Any] = []
+        for text in identifiers:
+            conditions += [requests.c.claim_identifier == text, requests.c.bundle_identifier == text]
+            if "|" not in text:
+                conditions += [requests.c.claim_identifier.like(f"%|{text}"),
+                               requests.c.bundle_identifier.like(f"%|{text}")]
+        if claim_response_id:
+            conditions.append(requests.c.claim_response_id == claim_response_id)
+        if preauth_ref:
+            conditions.append(requests.c.preauth_ref == preauth_ref)
+        if not conditions:
+            return None
+        query = select(requests).where(or_(*conditions))
+        if payer is not None:
+            query = query.where(requests.c.payer == payer)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(requests.c.created_at)).all()
+        if not rows:
+            return None
+        return self.latest_in_case(_record(rows[0]).case_id)
+
+    def latest_in_case(self, case_id: str) -> LedgerRecord:
+        """The newest request (original, update or cancel) of one prior authorization."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(requests).where(or_(requests.c.id == case_id, requests.c.root_id == case_id))
+                               .order_by(requests.c.created_at.desc()).limit(1)).first()
+        if row is None:
+            raise LedgerError(f"no request {case_id!r} in the ledger")
+        return _record(row)
+
+    def lookup(self, key: str) -> LedgerRecord:
+        """A request by record id, or by order id (the newest request of that order's case)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(requests).where(or_(requests.c.id == key, requests.c.order_id == key))
+                               .order_by(requests.c.created_at.desc()).limit(1)).first()
+        if row is None:
+            raise LedgerError(f"no request or order {key!r} in the ledger")
+        return self.latest_in_case(_record(row).case_id)
 
     def records(self, *, states: Sequence[str] | None = None, limit: int | None = None) -> list[LedgerRecord]:
         query = select(requests).order_by(requests.c.created_at)

@@ -2,8 +2,8 @@
 
 The Bundle holds the Claim first and every resource the Claim reaches, each exactly once, under fresh
 ``urn:uuid`` (v4) fullUrls that the references point to. Item sequences follow the order's service lines
-(1, 2, ...) and are the trace key for the whole life of the request: responses, updates and cancels match
-on them, so they never change once sent.
+(their explicit ``sequence``, else 1, 2, ...) and are the trace key for the whole life of the request:
+responses, updates and cancels match on them, so they never change once sent.
 """
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ def build_request_bundle(order: PriorAuthOrder, *, sender: Sender | None = None,
     coverage_url = entries.add("coverage", coverage)
 
     items: list[Json] = []
-    for sequence, line in enumerate(order.services, start=1):
+    for sequence, line in zip(order.item_sequences(), order.services, strict=True):
         request_url = entries.add(f"service:{sequence}",
                                   _service_request(line, patient_url, role_url, coverage_url))
         item: Json = {

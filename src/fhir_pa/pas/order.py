@@ -111,6 +111,9 @@ class ServiceLine(_Model):
     modifiers: list[NonEmpty] = Field(default_factory=list)
     #: Indexes (0-based) into :attr:`PriorAuthOrder.diagnoses`; empty means all of them.
     diagnoses: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    #: The Claim item sequence. Default: the line's position (1, 2, ...). Give it explicitly when editing an order
+    #: that was sent already, so a removed line does not shift the others (sequences are the trace key).
+    sequence: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _end_after_start(self) -> ServiceLine:
@@ -166,6 +169,19 @@ class PriorAuthOrder(_Model):
                     raise ValueError(f"services[{line_no}].diagnoses refers to diagnosis {index}, "
                                      f"but only {len(self.diagnoses)} are given")
         return self
+
+    @model_validator(mode="after")
+    def _sequences_unique(self) -> PriorAuthOrder:
+        seen: set[int] = set()
+        for sequence in self.item_sequences():
+            if sequence in seen:
+                raise ValueError(f"item sequence {sequence} is used by two service lines")
+            seen.add(sequence)
+        return self
+
+    def item_sequences(self) -> list[int]:
+        """The Claim item sequence of each service line: its explicit ``sequence``, else its position."""
+        return [line.sequence or position for position, line in enumerate(self.services, start=1)]
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -4,35 +4,32 @@ The exact bytes are recorded in the ledger before the first send. A 4xx is final
 429 and transport failures are retried with backoff, always resending the *same* bytes (same Bundle and
 Claim identifiers), so a payer that already received one copy sees a duplicate, never a second request.
 Submitting an order the ledger already holds never builds a new request: a decided one returns the stored
-decision, an unfinished one resends its stored bytes.
+decision, an unfinished one resends its stored bytes. Updates and cancels follow the same rules.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 import httpx
 
-from fhir_pa.auth.keys import load_signing_key
-from fhir_pa.auth.smart import SmartBackendAuth
 from fhir_pa.config import PayerConfig
-from fhir_pa.errors import FhirPaError, LedgerError, PayerRejected, PayerUnavailable, TransportError
-from fhir_pa.fhir.outcome import outcome_issues, parse_outcome
-from fhir_pa.fhir.retry import RETRYABLE_STATUS, nothing_was_sent
-from fhir_pa.ledger.store import RESENDABLE_STATES, Ledger, LedgerRecord, now_utc
-from fhir_pa.pas.bundle import PasRequest, build_request_bundle
-from fhir_pa.pas.checks import ensure_valid
-from fhir_pa.pas.decision import PasDecision, parse_response
+from fhir_pa.fhir.flow import run_async, run_sync
+from fhir_pa.ledger.store import Ledger, LedgerRecord, now_utc
+from fhir_pa.pas.decision import PasDecision
 from fhir_pa.pas.order import PriorAuthOrder
+from fhir_pa.pas.poll import PollOutcome, poll_once
+from fhir_pa.pas.receiver import DecisionUpdate
+from fhir_pa.pas.submit_core import HEADERS, SubmitCore, encode, make_auth
+from fhir_pa.pas.subscribe import SubscriptionCheck, ensure_subscription
+from fhir_pa.pas.track import TrackResult, track_flow
 
-FHIR_JSON = "application/fhir+json"
-HEADERS = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
+__all__ = ["AsyncPasClient", "PasClient", "SubmitResult", "encode", "make_auth"]
 
 
 @dataclass(frozen=True)
@@ -46,91 +43,6 @@ class SubmitResult:
     sent: bool
 
 
-def encode(bundle: dict[str, object]) -> bytes:
-    """The wire form of a Bundle: compact UTF-8 JSON, exactly what the ledger stores."""
-    return json.dumps(bundle, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def make_auth(payer: PayerConfig) -> SmartBackendAuth:
-    """SMART Backend Services auth for ``payer``, with the key loaded from its key file."""
-    key = load_signing_key(payer.key_path, kid=payer.key_id)
-    return SmartBackendAuth(fhir_base_url=payer.base, client_id=payer.client_id, key=key,
-                            scopes=list(payer.scopes), token_endpoint=payer.token_endpoint)
-
-
-class _Core:
-    """The protocol, free of I/O style: prepare, classify the answer, record. Sync and async share it."""
-
-    def __init__(self, payer: PayerConfig, ledger: Ledger) -> None:
-        self.payer = payer
-        self.ledger = ledger
-
-    def prepare(self, order: PriorAuthOrder, *, check: bool) -> LedgerRecord:
-        existing = self.ledger.find(payer=self.payer.base, order_id=order.order_id)
-        if existing is not None:
-            return existing
-        request: PasRequest = build_request_bundle(order, sender=self.payer.sender)
-        if check:
-            ensure_valid(request.bundle)
-        return self.ledger.record_intent(
-            order_id=order.order_id, payer=self.payer.base, bundle_identifier=request.bundle_identifier,
-            claim_identifier=request.claim_identifier, urgency=order.urgency, body=encode(request.bundle))
-
-    def stored_decision(self, record: LedgerRecord) -> PasDecision | None:
-        """The answer already on file for a record that must not be sent again (None: send it).
-
-        A request the payer refused for good raises that refusal again rather than sending it twice.
-        """
-        if record.state in RESENDABLE_STATES:
-            return None
-        for exchange in reversed(self.ledger.exchanges(record.id)):
-            status = exchange.status_code
-            if status is None or exchange.response_body is None:
-                continue
-            if 200 <= status < 300:
-                return parse_response(exchange.response_body, source="stored response")
-            if record.state == "rejected":
-                outcome = parse_outcome(exchange.response_body)
-                raise PayerRejected(status, outcome, outcome_issues(outcome) if outcome else ())
-        raise LedgerError(f"request {record.id} is {record.state!r} but no payer answer is on file")
-
-    def on_response(self, record: LedgerRecord, started: datetime, response: httpx.Response) -> PasDecision | None:
-        """Record the answer; return a decision, raise a final error, or return None to retry."""
-        body = response.content
-        self.ledger.record_exchange(record.id, kind="submit", url=self.payer.submit_url, body=record.request_body,
-                                    started_at=started, delivery="sent", status_code=response.status_code,
-                                    content_type=response.headers.get("content-type"), response_body=body)
-        status = response.status_code
-        if 200 <= status < 300:
-            try:
-                decision = parse_response(body, source=f"$submit response from {self.payer.base}")
-            except FhirPaError as exc:
-                self.ledger.set_state(record.id, "invalid-response", error_code=exc.code, error=exc.one_line())
-                raise
-            self.ledger.set_state(record.id, decision.status.value, detail=f"HTTP {status}",
-                                  preauth_ref=decision.preauth_ref, claim_response_id=decision.claim_response_id)
-            return decision
-        if status in RETRYABLE_STATUS:
-            return None
-        outcome = parse_outcome(body)
-        error = PayerRejected(status, outcome, outcome_issues(outcome) if outcome else ())
-        self.ledger.set_state(record.id, "rejected", detail=f"HTTP {status}", error_code=error.code,
-                              error=error.one_line())
-        raise error
-
-    def on_transport_error(self, record: LedgerRecord, started: datetime, exc: httpx.TransportError) -> None:
-        delivery = "not-sent" if nothing_was_sent(exc) else "unknown"
-        self.ledger.record_exchange(record.id, kind="submit", url=self.payer.submit_url, body=record.request_body,
-                                    started_at=started, delivery=delivery, error=type(exc).__name__)
-
-    def give_up(self, record: LedgerRecord, last: httpx.Response | None, exc: Exception | None) -> FhirPaError:
-        attempts = self.payer.retry.attempts
-        error: FhirPaError = (PayerUnavailable(last.status_code, attempts) if last is not None else
-                              TransportError(f"could not reach {self.payer.base} in {attempts} attempts "
-                                             f"({type(exc).__name__ if exc else 'no answer'})"))
-        self.ledger.set_state(record.id, "failed", error_code=error.code, error=error.one_line())
-        return error
-
 
 class PasClient:
     """Synchronous PAS client for one payer. Use as a context manager, or call :meth:`close`."""
@@ -139,7 +51,7 @@ class PasClient:
                  auth: httpx.Auth | None = None, check: bool = True) -> None:
         self.payer = payer
         self.ledger = ledger or Ledger()
-        self._core = _Core(payer, self.ledger)
+        self._core = SubmitCore(payer, self.ledger)
         self._owns_http = http is None
         self.http = http or httpx.Client(timeout=payer.timeout)
         self.auth = auth or make_auth(payer)
@@ -147,11 +59,7 @@ class PasClient:
 
     def submit(self, order: PriorAuthOrder) -> SubmitResult:
         """Submit ``order`` (once: see the module docstring) and return the payer's decision."""
-        record = self._core.prepare(order, check=self.check)
-        stored = self._core.stored_decision(record)
-        if stored is not None:
-            return SubmitResult(record.id, record.order_id, stored, sent=False)
-        return SubmitResult(record.id, record.order_id, self._send(record), sent=True)
+        return self._submit_record(self._core.prepare(order, check=self.check))
 
     def _send(self, record: LedgerRecord) -> PasDecision:
         core, policy = self._core, self.payer.retry
@@ -175,6 +83,39 @@ class PasClient:
                 time.sleep(policy.delay(attempt, last))
         raise core.give_up(record, last, failure)
 
+    def update(self, order: PriorAuthOrder) -> SubmitResult:
+        """Send a Claim Update bringing the order's authorization to ``order`` (lines matched by sequence)."""
+        return self._submit_record(self._core.prepare_update(order, check=self.check))
+
+    def cancel(self, key: str) -> SubmitResult:
+        """Cancel the whole authorization ``key`` (record or order id) with a cancel-all Claim Update."""
+        return self._submit_record(self._core.prepare_cancel(key, check=self.check))
+
+    def inquire(self, key: str) -> PollOutcome:
+        """Ask the payer with ``$inquire`` where request ``key`` stands (for people; trackers don't need it)."""
+        record = self.ledger.lookup(key)
+        return run_sync(poll_once(self.payer, self.ledger, record, channel="inquire"), self.http, self.auth)
+
+    def _submit_record(self, record: LedgerRecord) -> SubmitResult:
+        stored = self._core.stored_decision(record)
+        if stored is not None:
+            return SubmitResult(record.id, record.order_id, stored, sent=False)
+        return SubmitResult(record.id, record.order_id, self._send(record), sent=True)
+
+    def track(self, key: str, *, timeout: float | None = None,
+              on_update: Callable[[DecisionUpdate], object] | None = None) -> TrackResult:
+        """Wait until the request ``key`` (record or order id) is final, or ``timeout`` seconds pass.
+
+        Resumes from the ledger, so calling it again after a restart continues the same wait
+        (:mod:`fhir_pa.pas.track`).
+        """
+        return run_sync(track_flow(self.payer, self.ledger, key, timeout=timeout, on_update=on_update),
+                        self.http, self.auth)
+
+    def subscribe(self) -> SubscriptionCheck:
+        """Create our PAS Subscription at this payer, or check it and re-request it if it failed."""
+        return run_sync(ensure_subscription(self.payer, self.ledger), self.http, self.auth)
+
     def close(self) -> None:
         if self._owns_http:
             self.http.close()
@@ -193,18 +134,14 @@ class AsyncPasClient:
                  http: httpx.AsyncClient | None = None, auth: httpx.Auth | None = None, check: bool = True) -> None:
         self.payer = payer
         self.ledger = ledger or Ledger()
-        self._core = _Core(payer, self.ledger)
+        self._core = SubmitCore(payer, self.ledger)
         self._owns_http = http is None
         self.http = http or httpx.AsyncClient(timeout=payer.timeout)
         self.auth = auth or make_auth(payer)
         self.check = check
 
     async def submit(self, order: PriorAuthOrder) -> SubmitResult:
-        record = self._core.prepare(order, check=self.check)
-        stored = self._core.stored_decision(record)
-        if stored is not None:
-            return SubmitResult(record.id, record.order_id, stored, sent=False)
-        return SubmitResult(record.id, record.order_id, await self._send(record), sent=True)
+        return await self._submit_record(self._core.prepare(order, check=self.check))
 
     async def _send(self, record: LedgerRecord) -> PasDecision:
         core, policy = self._core, self.payer.retry
@@ -227,6 +164,31 @@ class AsyncPasClient:
             if attempt < policy.attempts:
                 await asyncio.sleep(policy.delay(attempt, last))
         raise core.give_up(record, last, failure)
+
+    async def update(self, order: PriorAuthOrder) -> SubmitResult:
+        return await self._submit_record(self._core.prepare_update(order, check=self.check))
+
+    async def cancel(self, key: str) -> SubmitResult:
+        return await self._submit_record(self._core.prepare_cancel(key, check=self.check))
+
+    async def inquire(self, key: str) -> PollOutcome:
+        record = self.ledger.lookup(key)
+        return await run_async(poll_once(self.payer, self.ledger, record, channel="inquire"), self.http, self.auth)
+
+    async def _submit_record(self, record: LedgerRecord) -> SubmitResult:
+        stored = self._core.stored_decision(record)
+        if stored is not None:
+            return SubmitResult(record.id, record.order_id, stored, sent=False)
+        return SubmitResult(record.id, record.order_id, await self._send(record), sent=True)
+
+    async def track(self, key: str, *, timeout: float | None = None,  # noqa: ASYNC109 - same API as the sync client
+                    on_update: Callable[[DecisionUpdate], object] | None = None) -> TrackResult:
+        """Async :meth:`PasClient.track`."""
+        return await run_async(track_flow(self.payer, self.ledger, key, timeout=timeout, on_update=on_update),
+                               self.http, self.auth)
+
+    async def subscribe(self) -> SubscriptionCheck:
+        return await run_async(ensure_subscription(self.payer, self.ledger), self.http, self.auth)
 
     async def aclose(self) -> None:
         if self._owns_http:
