@@ -1,8 +1,10 @@
 """``fhir-pa demo``: the main job end to end against the embedded sandbox payer.
 
 Starts the sandbox on a free loopback port, makes a key pair, registers the client, submits one order per
-case through the real client (SMART token, checks, ``$submit``, ledger) and prints the decisions. Exits
-non-zero if any case does not end as the sandbox rules say it must.
+case through the real client (SMART token, checks, ``$submit``, ledger) and prints the decisions. Then two
+pended requests are followed to their final decision: one by Subscription notification (a receiver on
+loopback), one by polling (:mod:`fhir_pa_sandbox.demo_tracking`). Exits non-zero if any case does not end as
+the sandbox rules say it must, or reaches its final answer through another channel than expected.
 """
 
 from __future__ import annotations
@@ -17,23 +19,27 @@ from rich.console import Console
 from rich.table import Table
 
 from fhir_pa.auth.keys import generate_key, public_jwks, write_key_pair
-from fhir_pa.config import PAS_SCOPES, PayerConfig
+from fhir_pa.config import PAS_SCOPES, SUBSCRIPTION_SCOPES, PayerConfig
 from fhir_pa.ledger.store import Ledger
 from fhir_pa.pas.submit import PasClient
 from fhir_pa_sandbox.config import SandboxConfig
 from fhir_pa_sandbox.demo_orders import CASES, demo_order
+from fhir_pa_sandbox.demo_tracking import run_tracked
 from fhir_pa_sandbox.server import SandboxServer
 
 DEMO_CLIENT = "fhir-pa-demo"
 
 
-def run_demo(workdir: Path, *, cases: list[str] | None = None) -> list[dict[str, Any]]:
-    """Run the demo cases in ``workdir`` (keys and ledger go there); one result row per case."""
+def run_demo(workdir: Path, *, cases: list[str] | None = None, track: bool = True) -> list[dict[str, Any]]:
+    """Run the demo cases in ``workdir`` (keys and ledger go there); one result row per case.
+
+    ``track`` adds the :data:`~fhir_pa_sandbox.demo_tracking.TRACKED` cases, followed to a final decision.
+    """
     key = generate_key("ES384")
     private_path, _ = write_key_pair(key, workdir / "keys")
     rows: list[dict[str, Any]] = []
     with SandboxServer(SandboxConfig()) as server:
-        server.register_client(DEMO_CLIENT, public_jwks(key), list(PAS_SCOPES))
+        server.register_client(DEMO_CLIENT, public_jwks(key), [*PAS_SCOPES, *SUBSCRIPTION_SCOPES])
         payer = PayerConfig(fhir_base_url=server.fhir_base, client_id=DEMO_CLIENT, key_path=private_path)
         ledger = Ledger.at_path(workdir / "ledger.sqlite")
         try:
@@ -44,7 +50,10 @@ def run_demo(workdir: Path, *, cases: list[str] | None = None) -> list[dict[str,
                     rows.append({
                         "case": case,
                         "status": decision.status.value,
+                        "initial_status": decision.status.value,
+                        "channel": "submit",
                         "expected": CASES[case][2],
+                        "expected_channel": "submit",
                         "order_id": result.order_id,
                         "record_id": result.record_id,
                         "preauth_ref": decision.preauth_ref,
@@ -53,6 +62,8 @@ def run_demo(workdir: Path, *, cases: list[str] | None = None) -> list[dict[str,
                                   for i in decision.items],
                         "ledger_state": ledger.get(result.record_id).state,
                     })
+            if track:
+                rows.extend(run_tracked(payer, ledger, first_index=len(rows)))
         finally:
             ledger.close()
     return rows
@@ -62,7 +73,8 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as a JSON list.")] = False,
     workdir: Annotated[Path | None, typer.Option("--workdir", help="Keep keys and ledger here.")] = None,
 ) -> None:
-    """Run approved, denied, pended and modified orders against the embedded sandbox payer."""
+    """Run approved, denied, pended and modified orders against the embedded sandbox payer, then follow two
+    pended ones to their final decision (by notification and by polling)."""
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="fhir-pa-demo-") as tmp:
             rows = run_demo(Path(tmp))
@@ -72,12 +84,15 @@ def demo(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
-        table = Table("case", "status", "preauth", "items", "ledger", title="fhir-pa demo: sandbox payer decisions")
+        table = Table("case", "first answer", "final", "via", "preauth", "items", "ledger",
+                      title="fhir-pa demo: sandbox payer decisions")
         for row in rows:
             items = ", ".join(f"{i['sequence']}:{i['review_action']}" for i in row["items"])
-            table.add_row(row["case"], row["status"], row["preauth_ref"] or "-", items, row["ledger_state"])
-        Console().print(table)
-    wrong = [row["case"] for row in rows if row["status"] != row["expected"]]
+            table.add_row(row["case"], row["initial_status"], row["status"], row["channel"] or "-",
+                          row["preauth_ref"] or "-", items, row["ledger_state"])
+        Console(width=max(Console().width, 120)).print(table)
+    wrong = [row["case"] for row in rows
+             if row["status"] != row["expected"] or row["channel"] != row["expected_channel"]]
     if wrong:
         typer.echo(f"fhir-pa: demo cases ended unexpectedly: {', '.join(wrong)}", err=True)
         raise typer.Exit(1)

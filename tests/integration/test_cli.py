@@ -33,11 +33,16 @@ def test_demo_json_shows_every_case(tmp_path: Path) -> None:
     proc = run("demo", "--json", "--workdir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
-    assert {row["case"]: row["status"] for row in rows} == {
-        "approved": "approved", "denied": "denied", "pended": "pended", "modified": "modified"}
+    assert {row["case"]: (row["initial_status"], row["status"], row["channel"]) for row in rows} == {
+        "approved": ("approved", "approved", "submit"), "denied": ("denied", "denied", "submit"),
+        "pended": ("pended", "pended", "submit"), "modified": ("modified", "modified", "submit"),
+        "pended-then-approved": ("pended", "approved", "notification"),
+        "pended-then-denied": ("pended", "denied", "poll-read")}
     assert all(row["ledger_state"] == row["status"] for row in rows)
     ledger = Ledger.at_path(tmp_path / "ledger.sqlite")
-    assert len(ledger.records()) == 4
+    assert len(ledger.records()) == 6
+    assert ledger.lookup(rows[4]["order_id"]).decision_channel == "notification"
+    assert any(n.outcome == "applied" for n in ledger.notifications.all()), "the receiver applied the event"
 
 
 def test_submit_example_order_then_status(payer: PayerConfig, tmp_path: Path) -> None:
