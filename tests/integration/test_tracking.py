@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.responses import Response
 
 from fhir_pa.auth.keys import SigningKey, public_jwks, write_key_pair
 from fhir_pa.config import PAS_SCOPES, SUBSCRIPTION_SCOPES, PayerConfig, PollSettings, Sender
@@ -153,6 +154,68 @@ async def test_async_tracking_by_polling(polling_payer: PayerConfig, ledger: Led
         decide_pending(payer_server)
         result = await client.track(order.order_id, timeout=15)
     assert result.final and result.state == "approved" and result.channel == "poll-read"
+
+
+@pytest.mark.parametrize("shape", ["pas-2.2", "flat-2.0.1", "ri", "id-only"])
+def test_every_notification_shape_reaches_the_final_decision(
+        shape: str, notified_payer: PayerConfig, ledger: Ledger, payer_server: SandboxServer,
+        make_order: Callable[..., PriorAuthOrder]) -> None:
+    order = pended_order(make_order)
+    with PasClient(notified_payer, ledger=ledger) as client:
+        client.subscribe()
+        client.submit(order)
+        faults(payer_server, notification_shape=shape)
+        decide_pending(payer_server)
+        result = client.track(order.order_id, timeout=15)
+    assert result.final and result.state == "approved"
+    wait_for(lambda: any(n.type == "event-notification" and n.outcome for n in ledger.notifications.all()))
+    event = next(n for n in ledger.notifications.all() if n.type == "event-notification")
+    if shape == "id-only":
+        # No resources in the event: the receiver asks the tracker to read the ClaimResponse at once.
+        assert event.outcome == "id-only" and result.channel == "poll-read"
+    else:
+        assert event.outcome == "applied" and result.channel == "notification"
+        assert event.request_id == result.record_id
+
+
+class _Flaky:
+    """Our receiver behind a switch: while ``failing``, every request gets 503 (an EHR outage)."""
+
+    def __init__(self, app: NotificationReceiver) -> None:
+        self.app = app
+        self.failing = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.failing and scope["type"] == "http":
+            await Response(status_code=503)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def test_subscription_in_error_is_re_requested_and_the_missed_event_polled(
+        polling_payer: PayerConfig, ledger: Ledger, payer_server: SandboxServer,
+        make_order: Callable[..., PriorAuthOrder]) -> None:
+    flaky = _Flaky(NotificationReceiver(ledger))
+    with AppServer(flaky, name="flaky-receiver") as server:
+        payer = dataclasses.replace(
+            polling_payer, subscription=SubscriptionSettings(endpoint=f"{server.base_url}/notify"),
+            poll=dataclasses.replace(FAST_POLL, subscription_check=0.2))
+        order = pended_order(make_order)
+        with PasClient(payer, ledger=ledger) as client:
+            first = client.subscribe().record
+            assert first.status == "active"
+            client.submit(order)
+            flaky.failing = True
+            decide_pending(payer_server)
+            remote = f"{payer.base}/Subscription/{first.remote_id}"
+            wait_for(lambda: client.http.get(remote, auth=client.auth).json()["status"] == "error")
+            flaky.failing = False
+            result = client.track(order.order_id, timeout=15)
+    assert result.final and result.state == "approved"
+    assert result.channel == "poll-read", "the event was lost while we were down; a poll found the decision"
+    after = ledger.subscriptions.by_id(first.id)
+    assert after is not None and after.status == "active" and after.token_sha256 != first.token_sha256
+    assert [n.type for n in ledger.notifications.all()] == ["handshake", "handshake"], "re-requested once"
 
 
 def test_dropped_notification_is_recovered_by_polling(notified_payer: PayerConfig, ledger: Ledger,

@@ -25,7 +25,8 @@ from fhir_pa.config import Sender
 from fhir_pa.errors import FhirPaError, InputError, InvalidResponse
 from fhir_pa.pas import codes
 from fhir_pa.pas.decision import PasDecision, parse_response
-from fhir_pa.pas.references import BundleIndex, iter_references
+from fhir_pa.pas.references import BundleIndex, full_url_resolver, iter_references
+from fhir_pa.pas.update_diff import rewrite_references
 
 Json = dict[str, Any]
 
@@ -137,8 +138,13 @@ def build_inquiry_bundle(original: Mapping[str, Any], *, sender: Sender | None =
     else:
         inquiry.pop("extension", None)
     inquiry = {key: inquiry[key] for key in _CLAIM_KEYS if key in inquiry}
-    claim_entry: Json = {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": inquiry}
     entries = original.get("entry")
+    # The inquiry gets a urn:uuid fullUrl, against which relative references no longer resolve: point each one
+    # at its target's fullUrl in the original request.
+    holder = first.get("fullUrl") if isinstance(first.get("fullUrl"), str) else None
+    inquiry = rewrite_references(inquiry, full_url_resolver(BundleIndex(entries if isinstance(entries, list) else []),
+                                                            holder))
+    claim_entry: Json = {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": inquiry}
     others = [e for e in (entries[1:] if isinstance(entries, list) else [])
               if isinstance(e, Mapping) and e is not first]
     bundle_id = str(uuid.uuid4())

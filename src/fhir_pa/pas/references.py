@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 _RELATIVE = re.compile(r"^(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]+)?$")
@@ -51,6 +51,18 @@ class BundleIndex:
                 if found:
                     return list(found)
         return list(self.by_type_id.get((match.group("type"), match.group("id")), []))
+
+
+def full_url_resolver(index: BundleIndex, holder: str | None) -> Callable[[str], str | None]:
+    """``reference`` → the fullUrl of the one entry it resolves to from ``holder`` (None when not exactly one)."""
+    def resolve(reference: str) -> str | None:
+        found = index.resolve(reference, holder)
+        if len(found) != 1:
+            return None
+        entry = index.entries[found[0]]
+        full_url = entry.get("fullUrl") if isinstance(entry, Mapping) else None
+        return full_url if isinstance(full_url, str) else None
+    return resolve
 
 
 def iter_references(node: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -30,7 +30,7 @@ from fhir_pa.errors import InputError
 from fhir_pa.pas import codes
 from fhir_pa.pas.bundle import PasRequest, build_request_bundle
 from fhir_pa.pas.order import PriorAuthOrder
-from fhir_pa.pas.references import BundleIndex, iter_references
+from fhir_pa.pas.references import BundleIndex, full_url_resolver, iter_references
 from fhir_pa.pas.update_checks import check_update_bundle
 from fhir_pa.pas.update_diff import (
     ADDED,
@@ -117,16 +117,6 @@ def _pool(prior: _Prior, resources: Sequence[Mapping[str, Any]]) -> list[Mapping
         pool.append(given.pop(full_url) if isinstance(full_url, str) and full_url in given else entry)
     pool.extend(given.values())
     return pool
-
-
-def _resolver(index: BundleIndex, holder: str) -> Callable[[str], str | None]:
-    def resolve(reference: str) -> str | None:
-        found = index.resolve(reference, holder)
-        if len(found) != 1:
-            return None
-        full_url = index.entries[found[0]].get("fullUrl")
-        return full_url if isinstance(full_url, str) else None
-    return resolve
 
 
 def _require_resolved(node: Any, path: str, resolve: Callable[[str], str | None]) -> None:
@@ -221,7 +211,7 @@ def build_update_from_claim(prior: Mapping[str, Any], items: Sequence[Mapping[st
     stamp = _timestamp(now or datetime.now(UTC))
     pool = _pool(before, resources)
     index = BundleIndex([before.claim_entry, *pool])
-    resolve = _resolver(index, before.full_url)
+    resolve = full_url_resolver(index, before.full_url)
 
     base = claim if claim is not None else before.claim
     if not isinstance(base, Mapping):

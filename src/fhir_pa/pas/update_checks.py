@@ -14,7 +14,7 @@ from typing import Any
 
 from fhir_pa.errors import InputError, Issue
 from fhir_pa.pas import rules
-from fhir_pa.pas.references import BundleIndex
+from fhir_pa.pas.references import BundleIndex, full_url_resolver
 from fhir_pa.pas.update_diff import (
     ADDED,
     CANCEL,
@@ -42,13 +42,6 @@ def _full_url(index: BundleIndex, position: int) -> str | None:
     entry = index.entries[position]
     full_url = entry.get("fullUrl") if isinstance(entry, Mapping) else None
     return full_url if isinstance(full_url, str) else None
-
-
-def _resolver(index: BundleIndex, holder: str | None) -> Resolver:
-    def resolve(reference: str) -> str | None:
-        found = index.resolve(reference, holder)
-        return _full_url(index, found[0]) if len(found) == 1 else None
-    return resolve
 
 
 def _related_refs(claim: Json) -> list[tuple[int, str]]:
@@ -113,7 +106,7 @@ def _prior_from_bundle(prior: Any) -> tuple[Json, Resolver]:
     claim = index.resource(0) if entries else {}
     if claim.get("resourceType") != "Claim":
         raise InputError("the prior request's first entry must be its Claim", path="prior.entry[0].resource")
-    return claim, _resolver(index, _full_url(index, 0))
+    return claim, full_url_resolver(index, _full_url(index, 0))
 
 
 def _entry_issues(name: str, current_list: Any, prior_list: Any, resolve_now: Resolver,
@@ -177,15 +170,16 @@ def update_issues(index: BundleIndex, prior: Json | None = None, *, cancel_all: 
     if not cancel_all and items and all(is_cancelled(i) for i in items) and CANCEL not in certification_codes(claim):
         issues.append(Issue(f"{WHERE}.extension", "every item is cancelled: to cancel the whole request, add the "
                             "Claim-level certificationType 3", "cancel-request", "warning"))
-    resolve_now = _resolver(index, _full_url(index, 0))
+    resolve_now = full_url_resolver(index, _full_url(index, 0))
     if prior is not None:
         before, resolve_before = _prior_from_bundle(prior)
-        if parent is not None and _canonical(index.resource(parent), _resolver(index, _full_url(index, parent))) \
-                != _canonical(before, resolve_before):
+        resolve_parent = full_url_resolver(index, _full_url(index, parent)) if parent is not None else None
+        if parent is not None and resolve_parent is not None \
+                and _canonical(index.resource(parent), resolve_parent) != _canonical(before, resolve_before):
             issues.append(Issue(f"{WHERE}.related[0].claim", "the Claim referenced by related.claim is not the "
                                 "Claim of the prior request", "spec-65"))
     elif parent is not None:
-        before, resolve_before = index.resource(parent), _resolver(index, _full_url(index, parent))
+        before, resolve_before = index.resource(parent), full_url_resolver(index, _full_url(index, parent))
     else:
         return issues if warnings else [issue for issue in issues if issue.severity == "error"]
     for name in ("item", "supportingInfo"):
