@@ -73,8 +73,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as a JSON list.")] = False,
     workdir: Annotated[Path | None, typer.Option("--workdir", help="Keep keys and ledger here.")] = None,
 ) -> None:
-    """Run approved, denied, pended and modified orders against the embedded sandbox payer, then follow two
-    pended ones to their final decision (by notification and by polling)."""
+    """Run the main job against the embedded sandbox payer: four decisions, then two pended requests tracked."""
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="fhir-pa-demo-") as tmp:
             rows = run_demo(Path(tmp))
