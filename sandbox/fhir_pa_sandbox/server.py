@@ -1,59 +1,30 @@
 """Run the sandbox payer with uvicorn on a real loopback port, in a background thread or in the foreground.
 
-The listening socket is bound here, before uvicorn starts, so ``port=0`` yields the port actually bound
-with no race; ``start`` returns only once the server accepts connections. The app's lifespan starts the
-scheduler (pended decisions, notifications) and ``stop`` ends it, so no scheduled work outlives the server.
+Serving is :class:`fhir_pa.serve.AppServer`'s (the socket is bound before uvicorn starts, so ``port=0`` yields
+the port actually bound, and ``start`` returns once connections are accepted). The app's lifespan starts the
+scheduler (pended decisions, notifications) and stopping ends it, so no scheduled work outlives the server.
 """
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-import uvicorn
-
-from fhir_pa.errors import ConfigurationError
+from fhir_pa.serve import AppServer
 from fhir_pa_sandbox.app import create_app
 from fhir_pa_sandbox.clients import registration
 from fhir_pa_sandbox.config import SandboxConfig
 from fhir_pa_sandbox.state import SandboxState
 
-_START_TIMEOUT = 10.0
 
-
-class SandboxServer:
+class SandboxServer(AppServer):
     """One sandbox payer on ``host:port`` (port 0: any free port); a sync or async context manager."""
 
     def __init__(self, config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0, *,
                  log_config: Mapping[str, Any] | None = None, log_level: str = "warning") -> None:
         self.config = config or SandboxConfig()
-        self.app = create_app(self.config)
-        self.host = host
-        self._requested_port = port
-        self._log_config = log_config
-        self._log_level = log_level
-        self._socket: socket.socket | None = None
-        self._port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- addresses --------------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the sandbox server has not been started")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        super().__init__(create_app(self.config), host, port, name="fhir-pa-sandbox", log_config=log_config,
+                         log_level=log_level, lifespan="on")
 
     @property
     def fhir_base(self) -> str:
@@ -81,90 +52,5 @@ class SandboxServer:
         """Same as ``POST /_sandbox/faults`` with ``knobs`` as the JSON body."""
         self.state.faults.apply(knobs)
 
-    # --- lifecycle ---------------------------------------------------------------------------------
-
-    def _bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self._requested_port))
-            sock.listen(128)
-            self._port = int(sock.getsockname()[1])
-        except OSError as exc:
-            sock.close()
-            raise ConfigurationError(f"cannot listen on {self.host}:{self._requested_port}: "
-                                     f"{exc.strerror or exc}") from exc
-        return sock
-
-    def _uvicorn(self) -> uvicorn.Server:
-        config = uvicorn.Config(self.app, lifespan="on", log_config=dict(self._log_config)
-                                if self._log_config is not None else None, log_level=self._log_level,
-                                access_log=self._log_config is not None)
-        return uvicorn.Server(config)
-
-    def start(self) -> Self:
-        """Start serving in a background thread; return once connections are accepted."""
-        if self._thread is not None:
-            raise RuntimeError("the sandbox server is already running")
-        self._socket = self._bind()
-        self._server = self._uvicorn()
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name=f"fhir-pa-sandbox:{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise ConfigurationError("the sandbox server did not start")
-            time.sleep(0.005)
-        with socket.create_connection((self.host, self.port), timeout=_START_TIMEOUT):
-            pass
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and release the port (finishing requests in flight first, for up to ``timeout`` s)."""
-        server, thread = self._server, self._thread
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive() and server is not None:
-                server.force_exit = True
-                thread.join(timeout)
+    def stopped(self) -> None:
         self.state.stop()  # the lifespan stops it too; this covers a forced exit
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = None
-
-    def serve_forever(self, ready: Callable[[SandboxServer], None] | None = None) -> None:
-        """Serve in this thread until interrupted (Ctrl-C / SIGTERM): the ``fhir-pa sandbox`` command.
-
-        ``ready`` is called once the port is bound (connections already queue), e.g. to print the URLs.
-        """
-        self._socket = self._bind()
-        self._server = self._uvicorn()
-        if ready is not None:
-            ready(self)
-        try:
-            self._server.run(sockets=[self._socket])
-        finally:
-            self.state.stop()
-            self._socket.close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        """Async use: the server still runs in its own thread, so the caller's event loop stays free."""
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await asyncio.to_thread(self.stop)

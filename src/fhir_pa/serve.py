@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import uvicorn
 
@@ -26,8 +26,10 @@ class AppServer:
     """One ASGI app on ``host:port`` (port 0: any free port); a sync or async context manager."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, name: str = "fhir-pa",
-                 log_config: Mapping[str, Any] | None = None, log_level: str = "warning") -> None:
+                 log_config: Mapping[str, Any] | None = None, log_level: str = "warning",
+                 lifespan: Literal["on", "off"] = "off") -> None:
         self.app = app
+        self._lifespan = lifespan
         self.host = host
         self.name = name
         self._requested_port = port
@@ -64,7 +66,7 @@ class AppServer:
         return sock
 
     def _uvicorn(self) -> uvicorn.Server:
-        config = uvicorn.Config(self.app, lifespan="off", log_config=dict(self._log_config)
+        config = uvicorn.Config(self.app, lifespan=self._lifespan, log_config=dict(self._log_config)
                                 if self._log_config is not None else None, log_level=self._log_level,
                                 access_log=self._log_config is not None)
         return uvicorn.Server(config)
@@ -98,9 +100,13 @@ class AppServer:
             if thread.is_alive() and server is not None:
                 server.force_exit = True
                 thread.join(timeout)
+        self.stopped()
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = None
+
+    def stopped(self) -> None:
+        """Hook run once serving has ended (after a forced exit too); subclasses release what the app holds."""
 
     def serve_forever(self, ready: Callable[[Self], None] | None = None) -> None:
         """Serve in this thread until interrupted (Ctrl-C / SIGTERM); ``ready`` runs once the port is bound."""
@@ -111,6 +117,7 @@ class AppServer:
         try:
             self._server.run(sockets=[self._socket])
         finally:
+            self.stopped()
             self._socket.close()
             self._server = None
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -51,3 +52,12 @@ def submit(sandbox: SandboxServer, token: str | None, bundle: Any, *,
         headers["Authorization"] = f"Bearer {token}"
     content = bundle if isinstance(bundle, bytes) else json.dumps(bundle).encode("utf-8")
     return httpx.post(f"{sandbox.fhir_base}/Claim/$submit", content=content, headers=headers)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)

@@ -29,7 +29,7 @@ from fhir_pa.pas.order import PriorAuthOrder
 from fhir_pa_sandbox.config import SandboxConfig
 from fhir_pa_sandbox.server import SandboxServer
 from fhir_pa_sandbox.subscriptions import FILTER_CRITERIA, PAYLOAD_CONTENT, TOPIC
-from tests.integration.sandbox_helpers import get_token
+from tests.integration.sandbox_helpers import get_token, wait_for
 
 pytestmark = pytest.mark.integration
 Json = dict[str, Any]
@@ -176,14 +176,6 @@ def _decide_pending(payer: SandboxServer) -> int:
     response.raise_for_status()
     decided: int = response.json()["decided"]
     return decided
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def subscription(endpoint: str, sender: str, *, token_header: str | None = None,

@@ -33,6 +33,7 @@ from fhir_pa.pas.subscription import SubscriptionSettings
 from fhir_pa.serve import AppServer
 from fhir_pa_sandbox.config import SandboxConfig
 from fhir_pa_sandbox.server import SandboxServer
+from tests.integration.sandbox_helpers import wait_for
 
 pytestmark = pytest.mark.integration
 EXE = str(Path(sys.executable).with_name("fhir-pa"))
@@ -93,14 +94,6 @@ def _reset(payer_server: SandboxServer) -> Iterator[None]:
 
 def decide_pending(server: SandboxServer) -> None:
     httpx.post(f"{server.base_url}/_sandbox/decide-pending").raise_for_status()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def pended_order(make_order: Callable[..., PriorAuthOrder]) -> PriorAuthOrder:

@@ -18,12 +18,12 @@ from fhir_pa.cli.options import (
     PayerUrl,
     Scopes,
     TokenEndpoint,
-    open_ledger,
+    pas_session,
     payer_config,
 )
 from fhir_pa.pas.decision import PasDecision, decision_as_json
 from fhir_pa.pas.order import load_order
-from fhir_pa.pas.submit import PasClient, SubmitResult
+from fhir_pa.pas.submit import SubmitResult
 
 Key = Annotated[str, typer.Argument(help="Ledger record id or order id.")]
 
@@ -51,12 +51,8 @@ def update(
 ) -> None:
     """Send a Claim Update: the order as it is now, diffed against what the payer last received."""
     order = load_order(order_file)
-    store = open_ledger(ledger)
-    try:
-        with PasClient(payer_config(payer, client_id, key, token_endpoint, scope), ledger=store) as client:
-            result = client.update(order)
-    finally:
-        store.close()
+    with pas_session(payer_config(payer, client_id, key, token_endpoint, scope), ledger) as (client, _):
+        result = client.update(order)
     _print(result, as_json, "update")
 
 
@@ -65,12 +61,8 @@ def cancel(
     scope: Scopes = None, ledger: LedgerPath = DEFAULT_LEDGER, as_json: JsonFlag = False,
 ) -> None:
     """Cancel a whole prior-authorization request (a cancel-all Claim Update)."""
-    store = open_ledger(ledger)
-    try:
-        with PasClient(payer_config(payer, client_id, key, token_endpoint, scope), ledger=store) as client:
-            result = client.cancel(request)
-    finally:
-        store.close()
+    with pas_session(payer_config(payer, client_id, key, token_endpoint, scope), ledger) as (client, _):
+        result = client.cancel(request)
     _print(result, as_json, "cancel")
 
 
@@ -79,13 +71,9 @@ def inquire(
     scope: Scopes = None, ledger: LedgerPath = DEFAULT_LEDGER, as_json: JsonFlag = False,
 ) -> None:
     """Ask the payer with Claim/$inquire where a request stands."""
-    store = open_ledger(ledger)
-    try:
-        with PasClient(payer_config(payer, client_id, key, token_endpoint, scope), ledger=store) as client:
-            outcome = client.inquire(request)
-            record = store.lookup(request)
-    finally:
-        store.close()
+    with pas_session(payer_config(payer, client_id, key, token_endpoint, scope), ledger) as (client, store):
+        outcome = client.inquire(request)
+        record = store.lookup(request)
     decision: PasDecision | None = outcome.decision
     view: dict[str, object] = {"order_id": record.order_id, "record_id": record.id, "found": decision is not None,
                                "detail": outcome.detail, "state": record.state}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +11,7 @@ import typer
 
 from fhir_pa.config import PAS_SCOPES, PayerConfig
 from fhir_pa.ledger.store import DEFAULT_PATH, Ledger
+from fhir_pa.pas.submit import PasClient
 
 PayerUrl = Annotated[str, typer.Option("--payer", envvar="FHIR_PA_PAYER", help="Payer FHIR base URL.")]
 ClientId = Annotated[str, typer.Option("--client-id", envvar="FHIR_PA_CLIENT_ID",
@@ -32,3 +35,14 @@ def payer_config(payer: str, client_id: str, key: Path, token_endpoint: str | No
 
 def open_ledger(path: Path) -> Ledger:
     return Ledger.at_path(path)
+
+
+@contextmanager
+def pas_session(config: PayerConfig, ledger_path: Path) -> Iterator[tuple[PasClient, Ledger]]:
+    """A PAS client on the ledger at ``ledger_path``; both are closed on the way out."""
+    store = open_ledger(ledger_path)
+    try:
+        with PasClient(config, ledger=store) as client:
+            yield client, store
+    finally:
+        store.close()

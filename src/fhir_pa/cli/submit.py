@@ -20,12 +20,12 @@ from fhir_pa.cli.options import (
     Scopes,
     TokenEndpoint,
     open_ledger,
+    pas_session,
     payer_config,
 )
 from fhir_pa.ledger.store import Ledger
 from fhir_pa.pas.decision import decision_as_json
 from fhir_pa.pas.order import load_order
-from fhir_pa.pas.submit import PasClient
 
 
 def register(app: typer.Typer) -> None:
@@ -45,13 +45,8 @@ def submit(
 ) -> None:
     """Submit one order to a payer with Claim/$submit and print its decision."""
     order = load_order(order_file)
-    config = payer_config(payer, client_id, key, token_endpoint, scope)
-    store = open_ledger(ledger)
-    try:
-        with PasClient(config, ledger=store) as client:
-            result = client.submit(order)
-    finally:
-        store.close()
+    with pas_session(payer_config(payer, client_id, key, token_endpoint, scope), ledger) as (client, _):
+        result = client.submit(order)
     view = {"order_id": result.order_id, "record_id": result.record_id, "sent": result.sent,
             **decision_as_json(result.decision)}
     if as_json:

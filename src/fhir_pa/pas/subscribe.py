@@ -23,7 +23,13 @@ from fhir_pa.fhir.flow import Flow, Wait, call
 from fhir_pa.fhir.outcome import outcome_issues, parse_outcome
 from fhir_pa.ledger.store import Ledger, now_utc
 from fhir_pa.ledger.subscriptions import SubscriptionRecord
-from fhir_pa.pas.subscription import SubscriptionSettings, build_subscription, sending_system_id, subscription_state
+from fhir_pa.pas.subscription import (
+    BROKEN_STATES,
+    SubscriptionSettings,
+    build_subscription,
+    sending_system_id,
+    subscription_state,
+)
 
 FHIR_JSON = "application/fhir+json"
 _HEADERS = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
@@ -124,10 +130,12 @@ def rerequest_subscription(payer: PayerConfig, ledger: Ledger, record: Subscript
     return (yield from await_handshake(payer, ledger, saved, sent_at))
 
 
-def read_status(payer: PayerConfig, ledger: Ledger, record: SubscriptionRecord) -> Flow[SubscriptionRecord]:
-    """GET our Subscription and record the status the payer gives it."""
+def read_status(payer: PayerConfig, ledger: Ledger, record: SubscriptionRecord) -> Flow[SubscriptionRecord | None]:
+    """GET our Subscription and record the status the payer gives it; None when the payer no longer has it."""
     response = yield from call(httpx.Request("GET", f"{payer.base}/Subscription/{record.remote_id}",
                                              headers={"Accept": FHIR_JSON}))
+    if response.status_code in (404, 410):
+        return None
     if response.status_code >= 300:
         raise _refused(response)
     resource = _resource(response, "Subscription read")
@@ -135,9 +143,7 @@ def read_status(payer: PayerConfig, ledger: Ledger, record: SubscriptionRecord) 
         raise InvalidResponse("the payer's Subscription read did not return a Subscription", path="resourceType")
     state = subscription_state(resource)
     ledger.subscriptions.set_status(record.id, state.status or record.status, error=state.error, at=now_utc())
-    refreshed = ledger.subscriptions.by_id(record.id)
-    assert refreshed is not None
-    return refreshed
+    return ledger.subscriptions.by_id(record.id)
 
 
 def await_handshake(payer: PayerConfig, ledger: Ledger, record: SubscriptionRecord,
@@ -153,12 +159,12 @@ def await_handshake(payer: PayerConfig, ledger: Ledger, record: SubscriptionReco
         heard = current is not None and current.last_notification_at is not None \
             and current.last_notification_at >= sent_at
         if heard:
-            record = yield from read_status(payer, ledger, record)
+            record = (yield from read_status(payer, ledger, record)) or record
             if record.status != "requested":
                 return record
         yield Wait(HANDSHAKE_STEP)
         waited += HANDSHAKE_STEP
-    return (yield from read_status(payer, ledger, record))
+    return (yield from read_status(payer, ledger, record)) or record
 
 
 def ensure_subscription(payer: PayerConfig, ledger: Ledger) -> Flow[SubscriptionCheck]:
@@ -169,22 +175,12 @@ def ensure_subscription(payer: PayerConfig, ledger: Ledger) -> Flow[Subscription
         if record is not None and record.remote_id is not None:
             return SubscriptionCheck((yield from rerequest_subscription(payer, ledger, record)), True)
         return SubscriptionCheck((yield from create_subscription(payer, ledger)), True)
-    response = yield from call(httpx.Request("GET", f"{payer.base}/Subscription/{record.remote_id}",
-                                             headers={"Accept": FHIR_JSON}))
-    if response.status_code in (404, 410):
+    current = yield from read_status(payer, ledger, record)
+    if current is None:
         return SubscriptionCheck((yield from create_subscription(payer, ledger)), True)
-    if response.status_code >= 300:
-        raise _refused(response)
-    resource = _resource(response, "Subscription read")
-    if resource is None:
-        raise InvalidResponse("the payer's Subscription read did not return a Subscription", path="resourceType")
-    state = subscription_state(resource)
-    if state.needs_rerequest:
-        return SubscriptionCheck((yield from rerequest_subscription(payer, ledger, record)), True)
-    ledger.subscriptions.set_status(record.id, state.status or record.status, error=state.error, at=now_utc())
-    refreshed = ledger.subscriptions.get(payer.base, record.sending_system_id)
-    assert refreshed is not None
-    return SubscriptionCheck(refreshed, False)
+    if current.status in BROKEN_STATES:
+        return SubscriptionCheck((yield from rerequest_subscription(payer, ledger, current)), True)
+    return SubscriptionCheck(current, False)
 
 
 __all__ = ["SubscriptionCheck", "await_handshake", "create_subscription", "ensure_subscription", "read_status",
