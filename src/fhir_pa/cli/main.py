@@ -27,8 +27,10 @@ app.add_typer(keys_app, name="keys")
 
 
 def _register_builtin() -> None:
-    from fhir_pa.cli import amend, explain, keys, submit, track
+    from fhir_pa.cli import amend, crd, dtr, explain, keys, submit, track
 
+    crd.register(app)
+    dtr.register(app)
     keys.register(keys_app)
     explain.register(pas_app)
     submit.register(app)
