@@ -17,6 +17,10 @@
   PAS Subscriptions with handshake and rest-hook event notifications; a failed delivery sets the
   Subscription to ``error`` and the event is lost (clients re-request and poll)
   (:mod:`fhir_pa_sandbox.subscription_api`, :mod:`fhir_pa_sandbox.delivery`, :mod:`fhir_pa_sandbox.notify`)
+- ``GET /crd/cds-services``, ``POST /crd/cds-services/{id}``: the CRD service (CDS Hooks discovery and hooks,
+  client JWT verified; :mod:`fhir_pa_sandbox.crd_service`)
+- ``GET /ehr/fhir/...``: a small EHR with synthetic patients, read by the CRD client's prefetch and by the CRD
+  service with the ``fhirAuthorization`` token (:mod:`fhir_pa_sandbox.ehr`)
 - ``GET /_sandbox/stats``, ``GET|POST /_sandbox/faults``, ``POST /_sandbox/clients``,
   ``POST /_sandbox/decide-pending``: test knobs (loopback only; :mod:`fhir_pa_sandbox.admin`,
   :mod:`fhir_pa_sandbox.knobs`)
@@ -34,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fhir_pa_sandbox import admin, capability, inquire, oauth, search, submit, subscription_api
+from fhir_pa_sandbox import admin, capability, crd_service, ehr, inquire, oauth, search, submit, subscription_api
 from fhir_pa_sandbox.clients import ClientRegistry, load_clients
 from fhir_pa_sandbox.config import SandboxConfig
 from fhir_pa_sandbox.outcome import refuse
@@ -71,6 +75,9 @@ def create_app(config: SandboxConfig | None = None, *, state: SandboxState | Non
         Route("/fhir/Subscription/{id:str}", subscription_api.delete, methods=["DELETE"]),
         Route("/fhir/{rest:path}", _fhir_not_found,
               methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route(crd_service.CRD_PATH, crd_service.discovery, methods=["GET"]),
+        Route(crd_service.CRD_PATH + "/{id:str}", crd_service.hook_call, methods=["POST"]),
+        Route(ehr.EHR_PATH + "/{rest:path}", ehr.ehr_fhir, methods=["GET"]),
         Route("/_sandbox/stats", admin.stats, methods=["GET"]),
         Route("/_sandbox/faults", admin.faults, methods=["GET", "POST"]),
         Route("/_sandbox/clients", admin.register_client, methods=["POST"]),

@@ -8,6 +8,7 @@ Driven by ``POST /_sandbox/faults`` with a JSON object (any mix of):
 - ``{"garbage_next": N, "garbage": "truncated" | "not-fhir" | "html"}``: the next N calls get a 200 whose body
   is cut-off JSON (default), JSON that is not FHIR, or an HTML page.
 - ``{"latency_ms": M}``: every FHIR API call waits M ms first, until reset.
+- ``{"crd_latency_ms": M}``: every CRD hook call waits M ms before answering (a slow payer), until reset.
 - ``{"error_rate": 0.3, "seed": 7}``: that fraction (0..1) of FHIR API calls get a bare 503, drawn from a
   random generator seeded with ``seed`` (give it for a repeatable run).
 - ``{"drop_notifications": N}``: the next N event notifications are counted as dropped and never sent.
@@ -42,7 +43,8 @@ NOTIFICATION_SHAPES = SHAPES
 INQUIRE_SHAPES = ("return", "responseBundle", "bare")
 _COUNTS = {"fail_next": (0, 10_000), "status": (400, 599), "retry_after": (0, 3600), "garbage_next": (0, 10_000),
            "latency_ms": (0, 60_000), "seed": (0, 2**63 - 1), "drop_notifications": (0, 10_000),
-           "duplicate_notifications": (0, 10_000), "reorder_notifications": (0, 10_000)}
+           "duplicate_notifications": (0, 10_000), "reorder_notifications": (0, 10_000),
+           "crd_latency_ms": (0, 60_000)}
 _CHOICES = {"garbage": GARBAGE_KINDS, "notification_shape": NOTIFICATION_SHAPES, "inquire_shape": INQUIRE_SHAPES}
 _KEYS = {*_COUNTS, *_CHOICES, "error_rate", "reset"}
 
@@ -82,6 +84,7 @@ class FaultKnobs:
         self.garbage_next = 0
         self.garbage_kind = "truncated"
         self.latency_ms = 0
+        self.crd_latency_ms = 0
         self.error_rate = 0.0
         self.seed: int | None = None
         self._random = random.Random()  # noqa: S311 - fault injection, not security
@@ -161,11 +164,16 @@ class FaultKnobs:
         with self._lock:
             return self.latency_ms / 1000
 
+    def crd_delay_seconds(self) -> float:
+        with self._lock:
+            return self.crd_latency_ms / 1000
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"fail_next": self.fail_next, "status": self.fail_status, "retry_after": self.retry_after,
                     "garbage_next": self.garbage_next, "garbage": self.garbage_kind,
-                    "latency_ms": self.latency_ms, "error_rate": self.error_rate, "seed": self.seed,
+                    "latency_ms": self.latency_ms, "crd_latency_ms": self.crd_latency_ms,
+                    "error_rate": self.error_rate, "seed": self.seed,
                     "drop_notifications": self.drop_notifications,
                     "duplicate_notifications": self.duplicate_notifications,
                     "reorder_notifications": self.reorder_notifications,

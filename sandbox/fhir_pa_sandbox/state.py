@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.requests import Request
 
@@ -11,6 +11,7 @@ from fhir_pa.auth.verify import JtiCache
 from fhir_pa_sandbox.cases import CaseStore
 from fhir_pa_sandbox.clients import ClientRegistry
 from fhir_pa_sandbox.config import SandboxConfig
+from fhir_pa_sandbox.crd_rules import CrdRules, load_crd_rules
 from fhir_pa_sandbox.delivery import Deliverer
 from fhir_pa_sandbox.knobs import FaultKnobs
 from fhir_pa_sandbox.rules import RulesTable
@@ -19,6 +20,9 @@ from fhir_pa_sandbox.stats import Stats
 from fhir_pa_sandbox.store import SubmissionStore
 from fhir_pa_sandbox.subscriptions import SubscriptionStore
 from fhir_pa_sandbox.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from fhir_pa_sandbox.ehr import SandboxEhr
 
 
 @dataclass
@@ -36,9 +40,18 @@ class SandboxState:
     #: Runs pended decisions and notification deliveries; started and stopped with the app (lifespan).
     scheduler: Scheduler = field(default_factory=Scheduler)
     deliverer: Deliverer = field(init=False)
+    #: CRD: the decision rules, the discovery document, and the small EHR the CRD calls read from.
+    crd_rules: CrdRules = field(default_factory=load_crd_rules)
+    crd_services: dict[str, Any] = field(init=False)
+    ehr: SandboxEhr = field(init=False)
 
     def __post_init__(self) -> None:
+        from fhir_pa_sandbox.crd_service import load_services
+        from fhir_pa_sandbox.ehr import SandboxEhr
+
         self.deliverer = Deliverer(self.scheduler, self.faults, self.stats)
+        self.crd_services = load_services()
+        self.ehr = SandboxEhr(clock=self.config.clock)
 
     def start(self) -> None:
         self.scheduler.start()

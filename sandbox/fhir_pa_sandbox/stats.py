@@ -9,7 +9,10 @@ pended items decided afterwards (by the scheduler or ``POST /_sandbox/decide-pen
 The global counters also say what the payer did on its own: ``notifications_sent`` (event notifications
 answered 2xx; a duplicate counts twice), ``notifications_dropped`` (dropped by the fault knob),
 ``notifications_failed`` (not delivered after 2 attempts: the Subscription went to ``error``),
-``handshakes`` (handshakes attempted), and ``inquiries``, ``searches``, ``updates``, ``cancels``.
+``handshakes`` (handshakes attempted), and ``inquiries``, ``searches``, ``updates``, ``cancels``. CRD:
+``crd_discovery`` and ``crd_hooks`` (calls answered), ``crd_refused`` (requests failing the CRD client checks),
+``crd_ehr_reads`` (the service's own reads into the client's EHR with the fhirAuthorization token), and
+``crd_hook_instances`` (distinct hookInstance values seen, to prove each call used a fresh one).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ _PER_ID = ("received", "decided", "duplicates", "rejected")
 #: Per-identifier counters shown only once non-zero (a request that never pended has no ``decided_later``).
 _PER_ID_LATER = ("decided_later", "updates")
 _GLOBAL = ("decided_later", "notifications_sent", "notifications_dropped", "notifications_failed", "handshakes",
-           "inquiries", "searches", "updates", "cancels", "subscriptions_created")
+           "inquiries", "searches", "updates", "cancels", "subscriptions_created", "crd_discovery", "crd_hooks",
+           "crd_refused", "crd_ehr_reads")
 
 
 class Stats:
@@ -30,6 +34,7 @@ class Stats:
         self._lock = threading.Lock()
         self._totals: Counter[str] = Counter()
         self._per_id: dict[str, Counter[str]] = {}
+        self._hook_instances: set[str] = set()
 
     def count(self, name: str, identifier: str | None = None) -> None:
         """Add one to counter ``name``, overall and (when given) for one request identifier."""
@@ -37,6 +42,8 @@ class Stats:
             self._totals[name] += 1
             if identifier is not None and (name in _PER_ID or name in _PER_ID_LATER):
                 self._per_id.setdefault(identifier, Counter())[name] += 1
+            elif identifier is not None and name == "crd_hooks":
+                self._hook_instances.add(identifier)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -51,6 +58,7 @@ class Stats:
                 "faults_injected": totals["faults_injected"],
                 "claim_response_reads": totals["reads"],
                 **{name: totals[name] for name in _GLOBAL},
+                "crd_hook_instances": len(self._hook_instances),
                 "by_identifier": {key: {**{name: counts[name] for name in _PER_ID},
                                         **{name: counts[name] for name in _PER_ID_LATER if counts[name]}}
                                   for key, counts in self._per_id.items()},

@@ -83,6 +83,11 @@ def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(compact.protected), claims
 
 
+def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims of a JWT before verification (to report on them; never to trust them)."""
+    return _unverified(token)
+
+
 def unverified_issuer(token: str) -> str:
     """The ``iss`` claim before verification, so the server can find the client's registered keys."""
     iss = _unverified(token)[1].get("iss")

@@ -27,9 +27,10 @@ app.add_typer(keys_app, name="keys")
 
 
 def _register_builtin() -> None:
-    from fhir_pa.cli import amend, crd, dtr, explain, keys, submit, track
+    from fhir_pa.cli import amend, crd, crd_check, dtr, explain, keys, submit, track
 
     crd.register(app)
+    crd_check.register(crd.crd_app)
     dtr.register(app)
     keys.register(keys_app)
     explain.register(pas_app)
