@@ -1,7 +1,9 @@
 """``fhir-pa demo``: the main job end to end against the embedded sandbox payer.
 
-Starts the sandbox on a free loopback port, makes a key pair, registers the client, submits one order per
-case through the real client (SMART token, checks, ``$submit``, ledger) and prints the decisions. Then two
+Starts the sandbox on a free loopback port, makes a key pair and registers the client. Each order first goes to
+the payer's CRD service (order-sign, prefetch from the sandbox EHR, signed client JWT), whose coverage information
+then travels on the order into PAS; each is submitted through the real client (SMART token, checks, ``$submit``,
+ledger) and the decisions are printed. Then two
 pended requests are followed to their final decision: one by Subscription notification (a receiver on
 loopback), one by polling (:mod:`fhir_pa_sandbox.demo_tracking`). Exits non-zero if any case does not end as
 the sandbox rules say it must, or reaches its final answer through another channel than expected.
@@ -23,6 +25,7 @@ from fhir_pa.config import PAS_SCOPES, SUBSCRIPTION_SCOPES, PayerConfig
 from fhir_pa.ledger.store import Ledger
 from fhir_pa.pas.submit import PasClient
 from fhir_pa_sandbox.config import SandboxConfig
+from fhir_pa_sandbox.demo_crd import crd_step
 from fhir_pa_sandbox.demo_orders import CASES, demo_order
 from fhir_pa_sandbox.demo_tracking import run_tracked
 from fhir_pa_sandbox.server import SandboxServer
@@ -42,13 +45,16 @@ def run_demo(workdir: Path, *, cases: list[str] | None = None, track: bool = Tru
         server.register_client(DEMO_CLIENT, public_jwks(key), [*PAS_SCOPES, *SUBSCRIPTION_SCOPES])
         payer = PayerConfig(fhir_base_url=server.fhir_base, client_id=DEMO_CLIENT, key_path=private_path)
         ledger = Ledger.at_path(workdir / "ledger.sqlite")
+        crd = crd_step(server, key, DEMO_CLIENT)
         try:
             with PasClient(payer, ledger=ledger) as client:
                 for case in cases or list(CASES):
-                    result = client.submit(demo_order(case))
+                    order, coverage = crd.check(demo_order(case))
+                    result = client.submit(order)
                     decision = result.decision
                     rows.append({
                         "case": case,
+                        "crd": coverage,
                         "status": decision.status.value,
                         "initial_status": decision.status.value,
                         "channel": "submit",
@@ -63,8 +69,9 @@ def run_demo(workdir: Path, *, cases: list[str] | None = None, track: bool = Tru
                         "ledger_state": ledger.get(result.record_id).state,
                     })
             if track:
-                rows.extend(run_tracked(payer, ledger, first_index=len(rows)))
+                rows.extend(run_tracked(payer, ledger, first_index=len(rows), crd=crd))
         finally:
+            crd.client.close()
             ledger.close()
     return rows
 
@@ -83,15 +90,17 @@ def demo(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
-        table = Table("case", "first answer", "final", "via", "preauth", "items", "ledger",
-                      title="fhir-pa demo: sandbox payer decisions")
+        table = Table("case", "CRD", "first answer", "final", "via", "preauth", "items", "ledger",
+                      title="fhir-pa demo: sandbox payer decisions (CRD, then PAS)")
         for row in rows:
             items = ", ".join(f"{i['sequence']}:{i['review_action']}" for i in row["items"])
-            table.add_row(row["case"], row["initial_status"], row["status"], row["channel"] or "-",
-                          row["preauth_ref"] or "-", items, row["ledger_state"])
+            crd_view = row.get("crd") or {}
+            table.add_row(row["case"], str(crd_view.get("pa_needed") or "-"), row["initial_status"], row["status"],
+                          row["channel"] or "-", row["preauth_ref"] or "-", items, row["ledger_state"])
         Console(width=max(Console().width, 120)).print(table)
     wrong = [row["case"] for row in rows
-             if row["status"] != row["expected"] or row["channel"] != row["expected_channel"]]
+             if row["status"] != row["expected"] or row["channel"] != row["expected_channel"]
+             or (row.get("crd") or {}).get("pa_needed") != "auth-needed"]
     if wrong:
         typer.echo(f"fhir-pa: demo cases ended unexpectedly: {', '.join(wrong)}", err=True)
         raise typer.Exit(1)

@@ -17,6 +17,7 @@ from fhir_pa.pas.submit import PasClient
 from fhir_pa.pas.subscription import SubscriptionSettings
 from fhir_pa.pas.track import TrackResult
 from fhir_pa.serve import AppServer
+from fhir_pa_sandbox.demo_crd import CrdStep
 from fhir_pa_sandbox.demo_orders import demo_order
 
 #: name → (code, code system, final decision the default rules give, channel the final answer must use).
@@ -35,8 +36,9 @@ def tracked_order(case: str, index: int) -> PriorAuthOrder:
     return base.model_copy(update={"services": services})
 
 
-def run_tracked(payer: PayerConfig, ledger: Ledger, *, first_index: int) -> list[dict[str, Any]]:
-    """Submit and track every case in :data:`TRACKED`; one row per case (``payer`` may offer Subscriptions)."""
+def run_tracked(payer: PayerConfig, ledger: Ledger, *, first_index: int,
+                crd: CrdStep | None = None) -> list[dict[str, Any]]:
+    """Submit and track every case in :data:`TRACKED` (after CRD, when ``crd`` is given); one row per case."""
     rows: list[dict[str, Any]] = []
     with AppServer(NotificationReceiver(ledger), name="fhir-pa-demo-receiver") as receiver:
         for index, case in enumerate(TRACKED, start=first_index):
@@ -45,9 +47,11 @@ def run_tracked(payer: PayerConfig, ledger: Ledger, *, first_index: int) -> list
             with PasClient(config, ledger=ledger) as client:
                 if config.subscription is not None:
                     client.subscribe()
-                submitted = client.submit(tracked_order(case, index))
+                order, coverage = crd.check(tracked_order(case, index)) if crd else (tracked_order(case, index), None)
+                submitted = client.submit(order)
                 result = client.track(submitted.record_id, timeout=TRACK_TIMEOUT)
-            rows.append(_row(case, submitted.decision.status.value, result, final, channel, ledger))
+            rows.append({**_row(case, submitted.decision.status.value, result, final, channel, ledger),
+                         "crd": coverage})
     return rows
 
 

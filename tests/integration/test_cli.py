@@ -39,8 +39,14 @@ def test_demo_json_shows_every_case(tmp_path: Path) -> None:
         "pended-then-approved": ("pended", "approved", "notification"),
         "pended-then-denied": ("pended", "denied", "poll-read")}
     assert all(row["ledger_state"] == row["status"] for row in rows)
+    assert all(row["crd"]["answered"] and row["crd"]["pa_needed"] == "auth-needed" for row in rows), \
+        "every order went through CRD first"
     ledger = Ledger.at_path(tmp_path / "ledger.sqlite")
     assert len(ledger.records()) == 6
+    sent = json.loads(ledger.records()[0].request_body)
+    orders = [e["resource"] for e in sent["entry"] if e["resource"]["resourceType"] == "ServiceRequest"]
+    assert any(ext["url"].endswith("ext-coverage-information") for ext in orders[0].get("extension", [])), \
+        "the CRD coverage information travels on the order into PAS"
     assert ledger.lookup(rows[4]["order_id"]).decision_channel == "notification"
     assert any(n.outcome == "applied" for n in ledger.notifications.all()), "the receiver applied the event"
 

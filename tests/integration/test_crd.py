@@ -23,7 +23,13 @@ from fhir_pa.crd.apply import apply_coverage_information
 from fhir_pa.crd.checks import check_client_jwt, check_hook_request
 from fhir_pa.crd.client import AsyncCrdClient, CrdClient, CrdPayer, Ehr, TimeBudget
 from fhir_pa.crd.coverage_info import EXT_COVERAGE_INFORMATION
-from fhir_pa.crd.hooks import order_sign_context
+from fhir_pa.crd.hooks import (
+    appointment_book_context,
+    encounter_context,
+    order_dispatch_context,
+    order_select_context,
+    order_sign_context,
+)
 from fhir_pa.crd.identity import CdsClientIdentity
 from fhir_pa_sandbox.server import SandboxServer
 from tests.integration.conftest import set_faults, stats
@@ -238,3 +244,39 @@ def test_a_request_failing_the_crd_checks_is_refused_by_the_sandbox(crd: Setup) 
     assert answer.status_code == 400
     paths = {(issue.get("expression") or [""])[0] for issue in answer.json()["issue"]}
     assert {"$.hookInstance", "$.context.patientId", "$.context.userId", "$.prefetch.surprise"} <= paths
+
+
+def test_every_hook_passes_the_sandbox_checks_and_is_answered(crd: Setup) -> None:
+    knee = "ServiceRequest/sr-alex-knee"
+    base = crd.ehr_base
+    user, patient = "PractitionerRole/role-robin", "pat-alex"
+    order = _order("94640")
+    appointment = {"resourceType": "Appointment", "id": "appt-1", "status": "proposed",
+                   "basedOn": [{"reference": knee}],
+                   "participant": [{"actor": {"reference": "Patient/pat-alex"}, "status": "needs-action"}]}
+    calls = {
+        "order-select": order_select_context(user_id=user, patient_id=patient, draft_orders=[order],
+                                             selections=[f"ServiceRequest/{order['id']}"], fhir_server=base),
+        "order-dispatch": order_dispatch_context(patient_id=patient, dispatched_orders=[knee],
+                                                 performer="Organization/org-clinic"),
+        "appointment-book": appointment_book_context(user_id=user, patient_id=patient, appointments=[appointment],
+                                                     fhir_server=base, encounter_id="enc-alex"),
+        "encounter-start": encounter_context(user_id=user, patient_id=patient, encounter_id="enc-alex"),
+        "encounter-discharge": encounter_context(user_id=user, patient_id=patient, encounter_id="enc-alex"),
+    }
+    outcomes = {}
+    for hook, context in calls.items():
+        result = crd.client.call(hook, context)
+        assert result.answered, (hook, result.problem)
+        outcomes[hook] = [(d.order, d.pa_needed) for d in result.decisions]
+    assert outcomes["order-select"] == [(f"ServiceRequest/{order['id']}", "auth-needed")]
+    assert outcomes["order-dispatch"] == [(knee, "auth-needed")]
+    assert outcomes["appointment-book"] == [(knee, "auth-needed")], "written to the ServiceRequest booked for"
+    assert outcomes["encounter-start"] == outcomes["encounter-discharge"] == []
+    posts = _hook_posts(crd)
+    discovery = crd.client.discover()
+    for post in posts:
+        body = json.loads(post.content)
+        service = discovery.for_hook(body["hook"])
+        assert service is not None
+        assert check_hook_request(body, hook=body["hook"], advertised_prefetch=service.prefetch) == []

@@ -24,7 +24,7 @@ from fhir_pa.crd.authorization import DEFAULT_LIFETIME, TokenIssuer, scopes_for
 from fhir_pa.crd.cards import Card, HookResponse, parse_hook_response
 from fhir_pa.crd.decision import OrderCoverage, coverage_decisions, indeterminate
 from fhir_pa.crd.discovery import CdsService, Discovery, discovery_url, parse_discovery
-from fhir_pa.crd.hooks import APPOINTMENT_BOOK, hook_request, order_refs
+from fhir_pa.crd.hooks import APPOINTMENT_BOOK, context_orders, hook_request, order_refs
 from fhir_pa.crd.identity import CdsClientIdentity
 from fhir_pa.crd.prefetch import PrefetchResult, prefetch_flow
 from fhir_pa.errors import FhirPaError, PayerError
@@ -186,6 +186,9 @@ class _CrdCore:
     def interpret(self, hook: str, context: Mapping[str, Any], prepared: _Prepared, response: httpx.Response,
                   started: float) -> CrdResult:
         refs = order_refs(hook, context)
+        # Appointments are passed whole, so an answer about the ServiceRequest they are based on is matched.
+        expected: Sequence[str | Mapping[str, Any]] = context_orders(hook, context) if hook == APPOINTMENT_BOOK \
+            else refs
         instance = prepared.body["hookInstance"]
         omitted = dict(prepared.prefetch.omitted) if prepared.prefetch is not None else {}
         if response.status_code != 200:
@@ -194,7 +197,7 @@ class _CrdCore:
                                  request_body=prepared.content)
             return _with(result, response_body=response.content, prefetch_omitted=omitted)
         parsed = parse_hook_response(response.content, source=f"{hook} response")
-        decisions = coverage_decisions(parsed, refs)
+        decisions = coverage_decisions(parsed, expected)
         return CrdResult(hook, prepared.service.id, instance, decisions, parsed.cards, True, None,
                          time.monotonic() - started, parsed, prepared.content, response.content, omitted)
 

@@ -8,6 +8,7 @@ responses, updates and cancels match on them, so they never change once sent.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -153,6 +154,18 @@ def _serviced(line: ServiceLine) -> Json:
     return {"servicedDate": line.service_date.isoformat()}
 
 
+def _coverage_information(extensions: list[dict[str, Any]], coverage_url: str) -> list[Json]:
+    """CRD's coverage information, echoed on the PAS order; its coverage now names the Bundle's Coverage."""
+    out: list[Json] = []
+    for extension in extensions:
+        copied = copy.deepcopy(extension)
+        copied["extension"] = [{"url": "coverage", "valueReference": _ref(coverage_url)}
+                               if isinstance(p, dict) and p.get("url") == "coverage" else p
+                               for p in copied.get("extension", [])]
+        out.append(copied)
+    return out
+
+
 def _service_request(line: ServiceLine, patient_url: str, role_url: str, coverage_url: str) -> Json:
     request: Json = {
         "resourceType": "ServiceRequest",
@@ -164,6 +177,10 @@ def _service_request(line: ServiceLine, patient_url: str, role_url: str, coverag
         "requester": _ref(role_url),
         "insurance": [_ref(coverage_url)],
     }
+    if line.coverage_information:
+        request["extension"] = _coverage_information(line.coverage_information, coverage_url)
+        request = {"resourceType": "ServiceRequest", "meta": request["meta"], "extension": request["extension"],
+                   **{k: v for k, v in request.items() if k not in ("resourceType", "meta", "extension")}}
     quantity = _quantity(line)
     if quantity:
         request["quantityQuantity"] = quantity

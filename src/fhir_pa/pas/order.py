@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from fhir_pa.errors import InputError
 
+CRD_COVERAGE_INFORMATION = "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/ext-coverage-information"
+
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Npi = Annotated[str, StringConstraints(pattern=r"^\d{10}$")]
 
@@ -114,9 +116,15 @@ class ServiceLine(_Model):
     #: The Claim item sequence. Default: the line's position (1, 2, ...). Give it explicitly when editing an order
     #: that was sent already, so a removed line does not shift the others (sequences are the trace key).
     sequence: int | None = Field(default=None, ge=1)
+    #: The payer's CRD ``ext-coverage-information`` for this order, as CRD returned it; echoed on the order in the
+    #: PAS Bundle (CRD resp-46), with its coverage reference pointed at the Bundle's Coverage.
+    coverage_information: list[dict[str, Any]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _end_after_start(self) -> ServiceLine:
+        for n, extension in enumerate(self.coverage_information):
+            if extension.get("url") != CRD_COVERAGE_INFORMATION or not isinstance(extension.get("extension"), list):
+                raise ValueError(f"coverage_information[{n}] is not a CRD ext-coverage-information extension")
         if self.service_end is not None:
             if self.service_date is None:
                 raise ValueError("service_end needs service_date")
