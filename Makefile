@@ -25,9 +25,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-## Benchmarks: print figures (client CPU per request, ratio to raw httpx posts).
+## Benchmarks: print figures (client CPU per request or call, ratio to raw httpx in the same run).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/submit_bench.py
+	$(BIN)/python -m benchmarks.submit_bench
+	$(BIN)/python -m benchmarks.crd_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,7 @@
 The sandbox runs in its own process, so the CPU time measured here is the client's alone. The baseline,
 measured in the same run against the same server, is a raw ``httpx.Client.post`` of the very same bytes with
 a ready token: the floor any client must pay for HTTP. Run: ``make bench`` or
-``python benchmarks/submit_bench.py --n 1000``.
+``python -m benchmarks.submit_bench --n 1000``.
 """
 
 from __future__ import annotations

@@ -90,3 +90,21 @@ async def decide_pending(request: Request) -> Response:
         return _problem(403, "the sandbox admin endpoints answer loopback callers only")
     decided = await run_in_threadpool(decide_all, state_of(request))
     return JSONResponse({"decided": decided})
+
+
+async def ehr_token(request: Request) -> Response:
+    """``POST {"scopes": [...], "lifetime": S}``: a token on the sandbox EHR (for the CLI and benchmarks, which run
+    outside the sandbox's process; in-process callers use ``state.ehr`` as their token issuer)."""
+    if not _from_loopback(request):
+        return _problem(403, "the sandbox admin endpoints answer loopback callers only")
+    try:
+        body = await _json_body(request)
+    except KnobError as exc:
+        return _problem(400, str(exc))
+    scopes = body.get("scopes", ["user/*.rs"]) if isinstance(body, dict) else None
+    lifetime = body.get("lifetime", 300) if isinstance(body, dict) else None
+    if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes) or not isinstance(lifetime, int) \
+            or not 0 < lifetime <= 86_400:
+        return _problem(400, "give scopes (a list of strings) and lifetime (1 to 86400 seconds)")
+    granted = state_of(request).ehr.issue(scopes=scopes, patient_id=body.get("patient"), lifetime=lifetime)
+    return JSONResponse(granted.as_json(), status_code=201)

@@ -22,8 +22,8 @@
 - ``GET /ehr/fhir/...``: a small EHR with synthetic patients, read by the CRD client's prefetch and by the CRD
   service with the ``fhirAuthorization`` token (:mod:`fhir_pa_sandbox.ehr`)
 - ``GET /_sandbox/stats``, ``GET|POST /_sandbox/faults``, ``POST /_sandbox/clients``,
-  ``POST /_sandbox/decide-pending``: test knobs (loopback only; :mod:`fhir_pa_sandbox.admin`,
-  :mod:`fhir_pa_sandbox.knobs`)
+  ``POST /_sandbox/decide-pending``, ``POST /_sandbox/ehr-token``: test knobs (loopback only;
+  :mod:`fhir_pa_sandbox.admin`, :mod:`fhir_pa_sandbox.knobs`)
 
 The app's lifespan starts and stops the scheduler thread that runs pended decisions and deliveries.
 """
@@ -82,6 +82,7 @@ def create_app(config: SandboxConfig | None = None, *, state: SandboxState | Non
         Route("/_sandbox/faults", admin.faults, methods=["GET", "POST"]),
         Route("/_sandbox/clients", admin.register_client, methods=["POST"]),
         Route("/_sandbox/decide-pending", admin.decide_pending, methods=["POST"]),
+        Route("/_sandbox/ehr-token", admin.ehr_token, methods=["POST"]),
     ]
     sandbox = state or create_state(config or SandboxConfig())
 

@@ -9,16 +9,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+import fhir_pa_sandbox
 from fhir_pa.auth.bearer import BearerToken
-from fhir_pa.auth.keys import SigningKey, generate_key, public_jwks
+from fhir_pa.auth.keys import SigningKey, generate_key, public_jwks, write_key_pair
 from fhir_pa.crd.apply import apply_coverage_information
 from fhir_pa.crd.checks import check_client_jwt, check_hook_request
 from fhir_pa.crd.client import AsyncCrdClient, CrdClient, CrdPayer, Ehr, TimeBudget
@@ -42,6 +46,7 @@ def count(sandbox: SandboxServer, name: str) -> int:
 
 pytestmark = pytest.mark.integration
 _ids = itertools.count()
+EXE = str(Path(sys.executable).with_name("fhir-pa"))
 CPT = "http://www.ama-assn.org/go/cpt"
 
 
@@ -280,3 +285,30 @@ def test_every_hook_passes_the_sandbox_checks_and_is_answered(crd: Setup) -> Non
         service = discovery.for_hook(body["hook"])
         assert service is not None
         assert check_hook_request(body, hook=body["hook"], advertised_prefetch=service.prefetch) == []
+
+
+def test_crd_check_command_against_the_sandbox(sandbox: SandboxServer, client_key: SigningKey,
+                                               tmp_path: Path) -> None:
+    iss = f"crd-cli-{next(_ids)}"
+    sandbox.register_client(iss, public_jwks(client_key), ["system/Claim.c"])
+    key_path, _ = write_key_pair(client_key, tmp_path / "keys")
+    order_path = tmp_path / "order.json"
+    order_path.write_text(json.dumps(_order("94660", "pat-jordan")))
+    token = sandbox.state.ehr.issue(scopes=["user/*.rs"], patient_id=None, lifetime=600).access_token
+    common = [EXE, "crd", "check", str(order_path), "--payer", f"{sandbox.base_url}/crd/cds-services",
+              "--key", str(key_path), "--iss", iss, "--json"]
+    remote = subprocess.run([*common, "--ehr", f"{sandbox.base_url}/ehr/fhir", "--ehr-token", token],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert remote.returncode == 0, remote.stderr
+    view = json.loads(remote.stdout)
+    assert [(o["covered"], o["pa_needed"], o["doc_needed"]) for o in view["orders"]] == [
+        ("covered", "no-auth", ["clinical"])]
+    assert view["cards"] and view["answered"] is True and view["prefetch_omitted"] == {}
+    chart = Path(fhir_pa_sandbox.__file__).parent / "data" / "ehr" / "chart.json"
+    local = subprocess.run([*common, "--chart", str(chart)], capture_output=True, text=True, timeout=60, check=False)
+    assert local.returncode == 0, local.stderr
+    assert json.loads(local.stdout)["orders"][0]["pa_needed"] == "no-auth", "prefetch from the chart in memory"
+    (tmp_path / "bad.json").write_text("{not json")
+    bad = subprocess.run([*common[:3], str(tmp_path / "bad.json"), *common[4:]], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "not JSON" in bad.stderr
