@@ -35,6 +35,7 @@ from fhir_pa.crd.hooks import (
     order_sign_context,
 )
 from fhir_pa.crd.identity import CdsClientIdentity
+from fhir_pa.ledger.store import Ledger
 from fhir_pa_sandbox.server import SandboxServer
 from tests.integration.conftest import set_faults, stats
 
@@ -72,7 +73,7 @@ def _context(setup: Setup, *orders: dict[str, Any], patient: str = "pat-alex",
 
 
 def _setup(sandbox: SandboxServer, key: SigningKey, *, budget: TimeBudget | None = None,
-           prefetch: bool = True) -> Setup:
+           prefetch: bool = True, ledger: Ledger | None = None) -> Setup:
     iss = f"crd-client-{next(_ids)}"
     sandbox.register_client(iss, public_jwks(key), ["system/Claim.c"])
     ehr_base = f"{sandbox.base_url}/ehr/fhir"
@@ -84,7 +85,7 @@ def _setup(sandbox: SandboxServer, key: SigningKey, *, budget: TimeBudget | None
     identity = CdsClientIdentity(key, iss)
     payer = CrdPayer(cds_base_url=f"{sandbox.base_url}/crd/cds-services", identity=identity,
                      budget=budget or TimeBudget())
-    return Setup(CrdClient(payer, ehr, http=http), identity, sent, ehr_base)
+    return Setup(CrdClient(payer, ehr, http=http, ledger=ledger), identity, sent, ehr_base)
 
 
 @pytest.fixture
@@ -295,8 +296,9 @@ def test_crd_check_command_against_the_sandbox(sandbox: SandboxServer, client_ke
     order_path = tmp_path / "order.json"
     order_path.write_text(json.dumps(_order("94660", "pat-jordan")))
     token = sandbox.state.ehr.issue(scopes=["user/*.rs"], patient_id=None, lifetime=600).access_token
+    ledger_path = tmp_path / "ledger.sqlite"
     common = [EXE, "crd", "check", str(order_path), "--payer", f"{sandbox.base_url}/crd/cds-services",
-              "--key", str(key_path), "--iss", iss, "--json"]
+              "--key", str(key_path), "--iss", iss, "--ledger", str(ledger_path), "--json"]
     remote = subprocess.run([*common, "--ehr", f"{sandbox.base_url}/ehr/fhir", "--ehr-token", token],
                             capture_output=True, text=True, timeout=60, check=False)
     assert remote.returncode == 0, remote.stderr
@@ -308,7 +310,31 @@ def test_crd_check_command_against_the_sandbox(sandbox: SandboxServer, client_ke
     local = subprocess.run([*common, "--chart", str(chart)], capture_output=True, text=True, timeout=60, check=False)
     assert local.returncode == 0, local.stderr
     assert json.loads(local.stdout)["orders"][0]["pa_needed"] == "no-auth", "prefetch from the chart in memory"
+    recorded = Ledger.at_path(ledger_path)
+    assert [c.answered for c in recorded.hooks.all()] == [True, True], "both calls are in the ledger"
+    recorded.close()
     (tmp_path / "bad.json").write_text("{not json")
     bad = subprocess.run([*common[:3], str(tmp_path / "bad.json"), *common[4:]], capture_output=True, text=True,
                          timeout=60, check=False)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "not JSON" in bad.stderr
+
+
+def test_every_call_and_a_late_answer_are_kept_in_the_ledger(sandbox: SandboxServer, client_key: SigningKey,
+                                                             tmp_path: Path) -> None:
+    ledger = Ledger.at_path(tmp_path / "ledger.sqlite")
+    setup = _setup(sandbox, client_key, budget=TimeBudget(default=0.5, cold=2.0), ledger=ledger)
+    with setup.client:
+        first = setup.client.call("order-sign", _context(setup, _order("72148")))
+        set_faults(sandbox, crd_latency_ms=1000)
+        second = setup.client.call("order-sign", _context(setup, _order("72148")))
+        assert first.answered and not second.answered
+        deadline = time.monotonic() + 5
+        while len(ledger.hooks.all()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    calls = ledger.hooks.all()
+    assert [(c.answered, c.status_code) for c in calls] == [(True, 200), (False, None), (False, 200)]
+    assert calls[0].request_body == _hook_posts(setup)[0].content and calls[0].patient_id == "pat-alex"
+    assert calls[2].response_body and "after the time budget" in (calls[2].problem or ""), \
+        "the late answer is not lost, only not used"
+    assert ledger.hooks.all(hook_instance=first.hook_instance)[0].id == calls[0].id
+    ledger.close()

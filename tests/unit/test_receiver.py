@@ -128,3 +128,17 @@ def test_recover_processes_what_a_crash_left_unprocessed(ledger: Ledger) -> None
     assert asyncio.run(receiver.recover()) == 1
     assert ledger.get(record.id).state != "pended" and len(updates) == 1
     assert asyncio.run(receiver.recover()) == 0
+
+
+def test_the_receiver_publishes_our_public_jwks_and_refuses_private_keys(ledger: Ledger) -> None:
+    from fhir_pa.auth.keys import generate_key, public_jwks
+    from fhir_pa.errors import ConfigurationError
+
+    key = generate_key("ES384")
+    with TestClient(NotificationReceiver(ledger, jwks=public_jwks(key))) as client:
+        published = client.get("/jwks.json").json()
+    assert published == public_jwks(key) and "d" not in published["keys"][0]
+    with pytest.raises(ConfigurationError):
+        NotificationReceiver(ledger, jwks={"keys": [key.private_jwk()]})
+    with TestClient(NotificationReceiver(ledger)) as client:
+        assert client.get("/jwks.json").status_code in (404, 405)

@@ -19,6 +19,7 @@ from rich.console import Console
 from fhir_pa.auth.bearer import BearerToken
 from fhir_pa.auth.keys import load_signing_key
 from fhir_pa.cli.crd import render
+from fhir_pa.cli.options import DEFAULT_LEDGER, LedgerPath, open_ledger
 from fhir_pa.crd.authorization import StaticTokenIssuer
 from fhir_pa.crd.client import CrdClient, CrdPayer, CrdResult, Ehr, TimeBudget
 from fhir_pa.crd.explain import explain_json
@@ -89,6 +90,7 @@ def check(
     subject: Annotated[str, typer.Option("--subject", help="The payer's client id at our EHR.")] = "crd-service",
     chart: Annotated[Path | None, typer.Option("--chart", help="Chart Bundle for an in-memory EHR.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Time budget in seconds (default 5, 10 cold).")] = 0,
+    ledger: LedgerPath = DEFAULT_LEDGER,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Call the payer's CRD service for an order and print the coverage decision per order and the cards."""
@@ -123,12 +125,16 @@ def check(
                                      fhir_server=connection.fhir_server, encounter_id=encounter)
     else:
         raise InputError(f"crd check runs order-sign or order-select, not {hook!r}", path="--hook")
+    records = open_ledger(ledger)
+    # A command ends with its answer: no background wait for a late one (late_answer_grace=0).
+    config = CrdPayer(cds_base_url=payer, identity=identity, budget=budget, late_answer_grace=0.0)
     try:
-        with CrdClient(CrdPayer(cds_base_url=payer, identity=identity, budget=budget), connection) as client:
+        with CrdClient(config, connection, ledger=records) as client:
             result = client.call(hook, context)
     finally:
         if connection.http is not None:
             connection.http.close()
+        records.close()
     if as_json:
         typer.echo(json.dumps(result_json(result), indent=2))
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -27,7 +28,7 @@ from fhir_pa.cli.options import (
     payer_config,
 )
 from fhir_pa.config import PayerConfig, PollSettings
-from fhir_pa.errors import ConfigurationError
+from fhir_pa.errors import ConfigurationError, InputError
 from fhir_pa.pas.decision import decision_as_json
 from fhir_pa.pas.receiver import NotificationReceiver
 from fhir_pa.pas.submit import PasClient
@@ -126,10 +127,13 @@ def listen(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8088,
     path: Annotated[str, typer.Option("--path", help="URL path of the notification endpoint.")] = "/notify",
+    jwks: Annotated[Path | None, typer.Option("--jwks", help="Also publish this public JWKS at /jwks.json (the "
+                                                             "jku for our CDS Hooks client JWTs).")] = None,
 ) -> None:
     """Receive PAS notifications into the ledger until Ctrl-C (payers authenticate with our Subscription token)."""
+    published = load_public_jwks(jwks) if jwks is not None else None
     store = open_ledger(ledger)
-    receiver = NotificationReceiver(store, path=path)
+    receiver = NotificationReceiver(store, path=path, jwks=published)
     recovered = asyncio.run(receiver.recover())
     server = AppServer(receiver, host, port, name="fhir-pa-listen", log_level="info")
     try:
@@ -138,3 +142,13 @@ def listen(
             err=True))
     finally:
         store.close()
+
+
+def load_public_jwks(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read the JWKS {path}: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} is not a JWKS object", path="$")
+    return data

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Self
 
 import httpx
@@ -29,6 +30,7 @@ from fhir_pa.crd.identity import CdsClientIdentity
 from fhir_pa.crd.prefetch import PrefetchResult, prefetch_flow
 from fhir_pa.errors import FhirPaError, PayerError
 from fhir_pa.fhir.flow import run_async, run_sync
+from fhir_pa.ledger.store import Ledger
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -62,6 +64,9 @@ class CrdPayer:
     configuration: Mapping[str, Any] | None = None
     #: Lifetime of the fhirAuthorization token we ask the EHR for (found-22: SHOULD be at most 30 s).
     token_lifetime: int = DEFAULT_LIFETIME
+    #: The sync client keeps listening this long past the budget, in the background, so that a late answer is
+    #: still recorded in the ledger (found-7); the caller has had its indeterminate result long before.
+    late_answer_grace: float = 10.0
 
     @property
     def discovery_url(self) -> str:
@@ -102,6 +107,8 @@ class CrdResult:
     request_body: bytes | None = None
     response_body: bytes | None = None
     prefetch_omitted: Mapping[str, str] = field(default_factory=dict)
+    service_url: str | None = None
+    status_code: int | None = None
 
     def decision(self, order_ref: str) -> OrderCoverage | None:
         return next((d for d in self.decisions if d.order == order_ref), None)
@@ -132,11 +139,28 @@ class _Prepared:
 class _CrdCore:
     """What the sync and async clients share: discovery cache, building the call, reading the answer."""
 
-    def __init__(self, payer: CrdPayer, ehr: Ehr) -> None:
+    def __init__(self, payer: CrdPayer, ehr: Ehr, ledger: Ledger | None) -> None:
         self.payer = payer
         self.ehr = ehr
+        self.ledger = ledger
         self.discovery: Discovery | None = None
         self.calls = 0
+
+    def log(self, result: CrdResult, context: Mapping[str, Any], started_at: datetime, *, late: bool = False) -> None:
+        """Keep the call's bytes in the ledger (found-37); an answer that came after the budget is kept too."""
+        if self.ledger is None:
+            return
+        patient = context.get("patientId")
+        problem = "answered after the time budget; not used" if late else result.problem
+        try:
+            self.ledger.hooks.record(hook=result.hook, hook_instance=result.hook_instance,
+                                     service_url=result.service_url,
+                                     patient_id=patient if isinstance(patient, str) else None, started_at=started_at,
+                                     elapsed_ms=round(result.elapsed * 1000), status_code=result.status_code,
+                                     answered=result.answered and not late, problem=problem,
+                                     request_body=result.request_body, response_body=result.response_body)
+        except FhirPaError as exc:  # the ledger being down must not take the order workflow with it
+            log.warning("could not record the %s call in the ledger: %s", result.hook, exc.one_line())
 
     def fresh(self) -> bool:
         if self.discovery is None:
@@ -195,11 +219,13 @@ class _CrdCore:
             problem = f"the CRD service answered HTTP {response.status_code}"
             result = _unanswered(hook, refs, problem, started, service=prepared.service.id, instance=instance,
                                  request_body=prepared.content)
-            return _with(result, response_body=response.content, prefetch_omitted=omitted)
+            return _with(result, response_body=response.content, prefetch_omitted=omitted, service_url=prepared.url,
+                         status_code=response.status_code)
         parsed = parse_hook_response(response.content, source=f"{hook} response")
         decisions = coverage_decisions(parsed, expected)
         return CrdResult(hook, prepared.service.id, instance, decisions, parsed.cards, True, None,
-                         time.monotonic() - started, parsed, prepared.content, response.content, omitted)
+                         time.monotonic() - started, parsed, prepared.content, response.content, omitted,
+                         prepared.url, response.status_code)
 
 
 def _with(result: CrdResult, **changes: Any) -> CrdResult:
@@ -219,8 +245,9 @@ def _problem(exc: BaseException) -> str:
 class CrdClient:
     """Synchronous CRD client for one payer. Thread-safe for concurrent calls."""
 
-    def __init__(self, payer: CrdPayer, ehr: Ehr, *, http: httpx.Client | None = None) -> None:
-        self._core = _CrdCore(payer, ehr)
+    def __init__(self, payer: CrdPayer, ehr: Ehr, *, http: httpx.Client | None = None,
+                 ledger: Ledger | None = None) -> None:
+        self._core = _CrdCore(payer, ehr, ledger)
         self._owns_http = http is None
         self.http = http or httpx.Client(timeout=payer.budget.cold)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhir-pa-crd")
@@ -253,7 +280,7 @@ class CrdClient:
                 if service is None:
                     return _unanswered(hook, refs, f"the payer offers no {hook} service", started)
                 prepared = self._core.build(service, hook, context, self._prefetch(service, hook, context))
-                left = budget - (time.monotonic() - started)
+                left = budget - (time.monotonic() - started) + self.payer.late_answer_grace
                 response = self.http.send(self._core.hook_http_request(prepared, left))
                 result = self._core.interpret(hook, context, prepared, response, started)
             except (FhirPaError, httpx.HTTPError) as exc:
@@ -269,16 +296,24 @@ class CrdClient:
 
     def call(self, hook: str, context: Mapping[str, Any]) -> CrdResult:
         """One hook call; never blocks past the budget (then: indeterminate, reason technical)."""
-        started = time.monotonic()
+        started, started_at = time.monotonic(), datetime.now(UTC)
         budget = self.payer.budget.seconds(hook, cold=self._core.calls == 0 or not self._core.fresh())
         self._core.calls += 1
         future = self._pool.submit(self._run, hook, context, started, budget)
         try:
-            return future.result(timeout=max(0.0, budget - (time.monotonic() - started)))
+            result = future.result(timeout=max(0.0, budget - (time.monotonic() - started)))
         except concurrent.futures.TimeoutError:
-            future.cancel()
-            return _unanswered(hook, order_refs(hook, context),
-                               f"the CRD service did not answer within {budget:g} s", started)
+            if not future.cancel():
+                future.add_done_callback(lambda done: self._late(done, context, started_at))
+            result = _unanswered(hook, order_refs(hook, context),
+                                 f"the CRD service did not answer within {budget:g} s", started)
+        self._core.log(result, context, started_at)
+        return result
+
+    def _late(self, done: concurrent.futures.Future[CrdResult], context: Mapping[str, Any],
+              started_at: datetime) -> None:
+        if done.exception() is None and done.result().response_body is not None:
+            self._core.log(done.result(), context, started_at, late=True)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -295,8 +330,9 @@ class CrdClient:
 class AsyncCrdClient:
     """Asynchronous CRD client for one payer; the same behaviour as :class:`CrdClient`."""
 
-    def __init__(self, payer: CrdPayer, ehr: Ehr, *, http: httpx.AsyncClient | None = None) -> None:
-        self._core = _CrdCore(payer, ehr)
+    def __init__(self, payer: CrdPayer, ehr: Ehr, *, http: httpx.AsyncClient | None = None,
+                 ledger: Ledger | None = None) -> None:
+        self._core = _CrdCore(payer, ehr, ledger)
         self._owns_http = http is None
         self.http = http or httpx.AsyncClient(timeout=payer.budget.cold)
 
@@ -341,14 +377,16 @@ class AsyncCrdClient:
         return result
 
     async def call(self, hook: str, context: Mapping[str, Any]) -> CrdResult:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), datetime.now(UTC)
         budget = self.payer.budget.seconds(hook, cold=self._core.calls == 0 or not self._core.fresh())
         self._core.calls += 1
         try:
-            return await asyncio.wait_for(self._run(hook, context, started, budget), timeout=budget)
+            result = await asyncio.wait_for(self._run(hook, context, started, budget), timeout=budget)
         except TimeoutError:
-            return _unanswered(hook, order_refs(hook, context),
-                               f"the CRD service did not answer within {budget:g} s", started)
+            result = _unanswered(hook, order_refs(hook, context),
+                                 f"the CRD service did not answer within {budget:g} s", started)
+        await asyncio.to_thread(self._core.log, result, context, started_at)
+        return result
 
     async def aclose(self) -> None:
         if self._owns_http:

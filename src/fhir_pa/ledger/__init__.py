@@ -1,6 +1,7 @@
 """The ledger: durable records of every request, the bytes exchanged, notifications, and the CMS decision clock."""
 
 from fhir_pa.ledger.clock import deadline
+from fhir_pa.ledger.hooks import HookCall, HookLog
 from fhir_pa.ledger.notifications import NotificationLog, StoredNotification
 from fhir_pa.ledger.store import (
     APPLIED,
@@ -23,6 +24,8 @@ __all__ = [
     "UNCHANGED",
     "Event",
     "Exchange",
+    "HookCall",
+    "HookLog",
     "Ledger",
     "LedgerRecord",
     "NotificationLog",

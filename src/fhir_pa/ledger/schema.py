@@ -125,3 +125,21 @@ subscriptions = Table(
     Column("last_event_number", Integer),
     UniqueConstraint("payer", "sending_system_id", name="uq_subscriptions_payer_system"),
 )
+
+#: Every CDS Hooks call we made (CRD found-37: retain hook requests and responses for disputes), as sent and received.
+hook_calls = Table(
+    "hook_calls", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hook", String(40), nullable=False),
+    Column("hook_instance", String(64)),
+    Column("service_url", String(1000)),
+    Column("patient_id", String(64)),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("elapsed_ms", Integer, nullable=False),
+    Column("status_code", Integer),
+    Column("answered", Integer, nullable=False),
+    Column("problem", Text),
+    Column("request_body", LargeBinary),
+    Column("response_body", LargeBinary),
+)
+Index("ix_hook_calls_instance", hook_calls.c.hook_instance)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from fhir_pa.errors import LedgerError
 from fhir_pa.ledger import clock
+from fhir_pa.ledger.hooks import HookLog
 from fhir_pa.ledger.notifications import NotificationLog
 from fhir_pa.ledger.schema import events, exchanges, metadata, requests
 from fhir_pa.ledger.subscriptions import SubscriptionBook
@@ -159,6 +160,7 @@ class Ledger:
         self._lock = threading.Lock()
         self.notifications = NotificationLog(self)
         self.subscriptions = SubscriptionBook(self)
+        self.hooks = HookLog(self)
 
     def _where(self) -> str:
         return self.url.split("@")[-1]  # never print credentials of a database URL

@@ -15,8 +15,9 @@ import inspect
 import json
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -25,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fhir_pa.errors import FhirPaError
+from fhir_pa.errors import ConfigurationError, FhirPaError
 from fhir_pa.ledger.store import APPLIED, Ledger, LedgerRecord, now_utc
 from fhir_pa.ledger.subscriptions import SubscriptionRecord
 from fhir_pa.pas.decision import PasDecision
@@ -53,6 +54,18 @@ def _outcome(status: int, code: str, text: str) -> JSONResponse:
     return JSONResponse({"resourceType": "OperationOutcome",
                          "issue": [{"severity": "error", "code": code, "diagnostics": text}]},
                         status_code=status, media_type="application/fhir+json")
+
+
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
+def _public_jwks(jwks: Mapping[str, Any]) -> dict[str, Any]:
+    """The JWKS to publish; refuses one holding private key material (private keys never leave the key file)."""
+    keys = jwks.get("keys")
+    if not isinstance(keys, list) or not keys or any(
+            not isinstance(k, Mapping) or any(m in k for m in _PRIVATE_MEMBERS) for k in keys):
+        raise ConfigurationError("publish a JWKS of public keys only (no private members)")
+    return {"keys": [dict(k) for k in keys]}
 
 
 def _focus_id(focus: str | None) -> str | None:
@@ -129,14 +142,21 @@ def process_notification(ledger: Ledger, notification_id: int, body: bytes,
 class NotificationReceiver:
     """ASGI app receiving PAS notifications into ``ledger``; ``on_update`` is called for each changed request.
 
-    Mount it (``app.mount("/pas", receiver)``) or serve it; the route is ``POST {path}``.
+    Mount it (``app.mount("/pas", receiver)``) or serve it; the route is ``POST {path}``. Given ``jwks`` (our
+    public keys, e.g. ``CdsClientIdentity.jwks()``), it also publishes them at ``GET /jwks.json``, the ``jku`` a
+    CRD service fetches to verify our client JWTs.
     """
 
-    def __init__(self, ledger: Ledger, *, on_update: OnUpdate | None = None, path: str = "/notify") -> None:
+    def __init__(self, ledger: Ledger, *, on_update: OnUpdate | None = None, path: str = "/notify",
+                 jwks: Mapping[str, Any] | None = None) -> None:
         self.ledger = ledger
         self.on_update = on_update
         self.path = path
-        self.app = Starlette(routes=[Route(path, self._receive, methods=["POST"])])
+        routes = [Route(path, self._receive, methods=["POST"])]
+        if jwks is not None:
+            published = _public_jwks(jwks)
+            routes.append(Route("/jwks.json", lambda _: JSONResponse(published), methods=["GET"]))
+        self.app = Starlette(routes=routes)
         self._lock = threading.Lock()
 
     async def __call__(self, scope: object, receive: object, send: object) -> None:
