@@ -130,9 +130,13 @@ def test_order_sign_with_full_prefetch_is_verified_decided_and_applied(crd: Setu
     assert authorization["expires_in"] <= 30 and "user/Coverage.rs" in authorization["scope"].split()
     assert "user/*.rs" not in authorization["scope"], "the payer's token is narrowed to what it needs"
 
-    applied = apply_coverage_information(order, result.response.system_actions[0] if result.response else {})
+    edited = {**order, "note": [{"text": "edited while CRD was running"}]}
+    applied = result.apply_to(edited)
     infos = [e for e in applied["extension"] if e["url"] == EXT_COVERAGE_INFORMATION]
-    assert len(infos) == 1 and applied["code"] == order["code"]
+    assert len(infos) == 1 and applied["note"] == edited["note"], "only the extension lands on the current order"
+    assert result.apply_to(applied)["extension"] == applied["extension"], "re-applying replaces, never piles up"
+    assert apply_coverage_information(order, result.response.system_actions[0] if result.response else {}) \
+        ["extension"] == applied["extension"]
 
 
 def test_payer_reads_back_into_the_ehr_when_prefetch_is_absent(sandbox: SandboxServer,

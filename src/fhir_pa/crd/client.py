@@ -21,6 +21,7 @@ from typing import Any, Self
 
 import httpx
 
+from fhir_pa.crd.apply import apply_coverage_information, auto_applicable
 from fhir_pa.crd.authorization import DEFAULT_LIFETIME, TokenIssuer, scopes_for
 from fhir_pa.crd.cards import Card, HookResponse, parse_hook_response
 from fhir_pa.crd.decision import OrderCoverage, coverage_decisions, indeterminate
@@ -112,6 +113,15 @@ class CrdResult:
 
     def decision(self, order_ref: str) -> OrderCoverage | None:
         return next((d for d in self.decisions if d.order == order_ref), None)
+
+    def apply_to(self, order: Mapping[str, Any]) -> dict[str, Any]:
+        """``order`` (the current version) with the payer's coverage information merged in, and nothing else of
+        the payer's copy; unchanged when the payer sent none for it (or was not heard)."""
+        ref = f"{order.get('resourceType')}/{order.get('id')}"
+        for action in self.response.actions() if self.response is not None else ():
+            if action.target == ref and auto_applicable(action):
+                return apply_coverage_information(order, action)
+        return dict(order)
 
 
 def _version(service: CdsService) -> str | None:
