@@ -25,6 +25,7 @@ EXIT_CODES: dict[str, int] = {
     "token": 8,
     "discovery": 8,
     "ledger": 9,
+    "elm": 10,
 }
 
 
