@@ -149,7 +149,7 @@ def test_cli_evaluation_error_is_one_line_without_patient_values(tmp_path: Path,
     patient = tmp_path / "p.json"
     patient.write_text(json.dumps({"resourceType": "Bundle", "entry": [{"resource": {
         "resourceType": "Patient", "id": "p", "name": [{"family": "Secret"}, {"family": "Hidden"}]}}]}))
-    assert _cli([str(elm), "--patient", str(patient)], monkeypatch) == 1
+    assert _cli([str(elm), "--patient", str(patient)], monkeypatch) == 10  # EXIT_CODES["elm"]
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "elm error" in err and "T.Name@3:1-3:9" in err
