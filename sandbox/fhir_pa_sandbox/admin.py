@@ -45,6 +45,19 @@ async def _json_body(request: Request) -> Any:
         raise KnobError("the body must be JSON") from exc
 
 
+async def _admin_object(request: Request, fields: str) -> dict[str, Any] | Response:
+    """The JSON object a loopback caller POSTed, or the refusal to send back."""
+    if not _from_loopback(request):
+        return _problem(403, "the sandbox admin endpoints answer loopback callers only")
+    try:
+        body = await _json_body(request)
+    except KnobError as exc:
+        return _problem(400, str(exc))
+    if not isinstance(body, dict):
+        return _problem(400, f"the body must be a JSON object with {fields}")
+    return body
+
+
 async def stats(request: Request) -> Response:
     if not _from_loopback(request):
         return _problem(403, "the sandbox admin endpoints answer loopback callers only")
@@ -68,14 +81,9 @@ async def faults(request: Request) -> Response:
 
 async def register_client(request: Request) -> Response:
     """``POST {"client_id": ..., "jwks": {...}, "scopes": [...]}``: register (or replace) a client."""
-    if not _from_loopback(request):
-        return _problem(403, "the sandbox admin endpoints answer loopback callers only")
-    try:
-        body = await _json_body(request)
-    except KnobError as exc:
-        return _problem(400, str(exc))
-    if not isinstance(body, dict):
-        return _problem(400, "the body must be a JSON object with client_id, jwks and scopes")
+    body = await _admin_object(request, "client_id, jwks and scopes")
+    if isinstance(body, Response):
+        return body
     try:
         reg = registration(body.get("client_id"), body.get("jwks"), body.get("scopes"))
     except ConfigurationError as exc:
@@ -95,14 +103,10 @@ async def decide_pending(request: Request) -> Response:
 async def ehr_token(request: Request) -> Response:
     """``POST {"scopes": [...], "lifetime": S}``: a token on the sandbox EHR (for the CLI and benchmarks, which run
     outside the sandbox's process; in-process callers use ``state.ehr`` as their token issuer)."""
-    if not _from_loopback(request):
-        return _problem(403, "the sandbox admin endpoints answer loopback callers only")
-    try:
-        body = await _json_body(request)
-    except KnobError as exc:
-        return _problem(400, str(exc))
-    scopes = body.get("scopes", ["user/*.rs"]) if isinstance(body, dict) else None
-    lifetime = body.get("lifetime", 300) if isinstance(body, dict) else None
+    body = await _admin_object(request, "scopes and lifetime")
+    if isinstance(body, Response):
+        return body
+    scopes, lifetime = body.get("scopes", ["user/*.rs"]), body.get("lifetime", 300)
     if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes) or not isinstance(lifetime, int) \
             or not 0 < lifetime <= 86_400:
         return _problem(400, "give scopes (a list of strings) and lifetime (1 to 86400 seconds)")

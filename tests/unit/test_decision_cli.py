@@ -121,4 +121,4 @@ def test_html_body_is_an_invalid_response(tmp_path: Path, monkeypatch: pytest.Mo
     assert _run(monkeypatch, "explain", str(page), "--json") == cli_errors.EXIT_CODES["invalid-response"]
     err = capsys.readouterr().err
     assert err == ("fhir-pa: invalid-response error: gateway.html is not JSON (it looks like HTML or XML): "
-                   "Expecting value at line 1 column 1\n")
+                   "Expecting value at line 1 column 1 (at $)\n")

@@ -360,10 +360,10 @@ def test_heartbeat_notification_has_no_decision() -> None:
 
 
 @pytest.mark.parametrize(("raw", "message", "path"), [
-    (b'{"resourceType": "Bundle", "ent', "ends too early (truncated?): Unterminated string", None),
+    (b'{"resourceType": "Bundle", "ent', "ends too early (truncated?): Unterminated string", "$"),
     (b'{\n  "resourceType": "Bundle",\n  "type": "collection"\n  "entry": []\n}',
-     "is not JSON: Expecting ',' delimiter at line 4 column 3", None),
-    (b"<html><body>502 Bad Gateway</body></html>", "looks like HTML or XML", None),
+     "is not JSON: Expecting ',' delimiter at line 4 column 3", "$"),
+    (b"<html><body>502 Bad Gateway</body></html>", "looks like HTML or XML", "$"),
     (b"", "is empty", None),
     (b'{"resourceType": "Bundle", "id": "\xff"}', "not UTF-8", None),
     (b"[1, 2]", "is a list in JSON, not a FHIR resource", "$"),

@@ -11,7 +11,6 @@ Action resources are deep copies of the payer's JSON, so nothing done to a parse
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,7 +18,8 @@ from typing import Any
 
 from fhir_pa.crd.coverage_info import CoverageInformation, read_coverage_information
 from fhir_pa.errors import InvalidResponse
-from fhir_pa.pas.decision_fields import FieldReader, Json, kind
+from fhir_pa.fhir.document import kind, load_document
+from fhir_pa.pas.decision_fields import FieldReader, Json
 from fhir_pa.pas.decision_types import Coding
 
 #: Card topic systems: CRD 2.2 uses the HL7 terminology one; CRD ≤2.1, Inferno and the RI the CRD temp one.
@@ -142,31 +142,7 @@ class HookResponse:
 
 def load_json(data: bytes | str | Mapping[str, Any], source: str) -> Json:
     """The JSON object in ``data``; InvalidResponse saying why not."""
-    if isinstance(data, Mapping):
-        return data
-    if isinstance(data, bytes | bytearray | memoryview):
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidResponse(f"{source} is not UTF-8 text (bad byte at offset {exc.start})") from None
-    elif isinstance(data, str):
-        text = data
-    else:
-        raise InvalidResponse(f"{source} is {kind(data)}, not JSON text")
-    text = text.removeprefix("\ufeff")
-    if not text.strip():
-        raise InvalidResponse(f"{source} is empty, not JSON")
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        looks = " (it looks like HTML or XML)" if text.lstrip().startswith("<") else ""
-        raise InvalidResponse(f"{source} is not JSON{looks}: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                              path="$") from None
-    except RecursionError:
-        raise InvalidResponse(f"{source} is JSON nested too deeply to read") from None
-    if not isinstance(parsed, Mapping):
-        raise InvalidResponse(f"{source} is {kind(parsed)} in JSON, not a CDS Hooks response object", path="$")
-    return parsed
+    return dict(load_document(data, source, expected="a CDS Hooks response object"))
 
 
 class _CardReader:

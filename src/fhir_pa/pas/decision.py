@@ -28,10 +28,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fhir_pa.fhir.document import load_document
 from fhir_pa.pas import codes
 from fhir_pa.pas.decision_fields import FieldReader, Json
 from fhir_pa.pas.decision_json import decision_as_json
-from fhir_pa.pas.decision_locate import Located, load_document, locate_claim_response
+from fhir_pa.pas.decision_locate import Located, locate_claim_response
 from fhir_pa.pas.decision_status import overall_status
 from fhir_pa.pas.decision_types import (
     AuthorizedItem,

@@ -11,26 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fhir_pa.fhir.document import kind
 from fhir_pa.pas.decision_types import Coding, Period
 
 Json = Mapping[str, Any]
-
-
-def kind(value: Any) -> str:
-    """A JSON type name for messages: the type only, never the value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__}"
 
 
 class FieldReader:

@@ -8,13 +8,12 @@ warning, a bare ClaimResponse. An OperationOutcome is an error: the payer refuse
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from fhir_pa.errors import InvalidResponse
-from fhir_pa.pas.decision_fields import FieldReader, Json, kind
+from fhir_pa.pas.decision_fields import FieldReader, Json
 from fhir_pa.pas.references import BundleIndex
 
 #: How deep Bundles may nest (notification → response Bundle → …) before we stop looking.
@@ -28,44 +27,6 @@ class Located:
     claim_response: Json
     full_url: str | None
     bundle: Json | None
-
-
-def load_document(data: bytes | str | Mapping[str, Any], source: str) -> Json:
-    """The JSON object in ``data``; InvalidResponse naming the problem and where it is."""
-    if isinstance(data, Mapping):
-        return data
-    if isinstance(data, bytes | bytearray | memoryview):
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidResponse(f"{source} is not UTF-8 text (bad byte at offset {exc.start})") from None
-    elif isinstance(data, str):
-        text = data
-    else:
-        raise InvalidResponse(f"{source} is {kind(data)}, not JSON text")
-    text = text.removeprefix("\ufeff")
-    if not text.strip():
-        raise InvalidResponse(f"{source} is empty, not JSON")
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidResponse(_json_problem(source, text, exc)) from None
-    except RecursionError:
-        raise InvalidResponse(f"{source} is JSON nested too deeply to read") from None
-    if not isinstance(parsed, Mapping):
-        raise InvalidResponse(f"{source} is {kind(parsed)} in JSON, not a FHIR resource", path="$")
-    return parsed
-
-
-def _json_problem(source: str, text: str, exc: json.JSONDecodeError) -> str:
-    message = exc.msg.removesuffix(" at")  # "Invalid control character at" reads badly before our "at line"
-    where = f"{message} at line {exc.lineno} column {exc.colno}"
-    stripped = text.lstrip()
-    if stripped.startswith("<"):
-        return f"{source} is not JSON (it looks like HTML or XML): {where}"
-    if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
-        return f"{source} is not JSON, it ends too early (truncated?): {where}"
-    return f"{source} is not JSON: {where}"
 
 
 def _outcome_summary(outcome: Json) -> str:
