@@ -24,7 +24,9 @@ template expressions, resource types and HTTP statuses.
 
 from __future__ import annotations
 
+import contextvars
 import copy
+import functools
 import logging
 import math
 import re
@@ -169,6 +171,22 @@ def primary_coverage(bundle: Mapping[str, Any], patient_id: str | None, *,
 # --- references --------------------------------------------------------------------------------------------
 
 
+#: The resolver of the evaluation running in this thread or task: compiled expressions are shared across calls,
+#: so their ``resolve()`` finds the right one here rather than through a closure.
+_ACTIVE: contextvars.ContextVar[_Resolver] = contextvars.ContextVar("fhir_pa_prefetch_resolver")
+
+
+def _resolve(inputs: list[Any]) -> list[Any]:
+    return _ACTIVE.get().function(inputs)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(source: str) -> Callable[..., list[Any]]:
+    """A template token compiled once per process (parsing FHIRPath costs far more than evaluating it)."""
+    return cast(Callable[..., list[Any]], fhirpathpy.compile(source, _R4, {"userInvocationTable": {
+        "resolve": {"fn": _resolve, "arity": {0: []}}}}))
+
+
 class _Resolver:
     """``resolve()`` for fhirpathpy: answers from what is known, records what must be fetched, fetches it."""
 
@@ -227,12 +245,15 @@ class _Resolver:
                  source: str) -> Generator[Action, httpx.Response | None, list[Any]]:
         for _ in range(MAX_ROUNDS):
             self.missing = set()
+            active = _ACTIVE.set(self)
             try:
                 result = expression(root, env)
             except _KeyProblem:
                 raise
             except Exception as exc:  # fhirpathpy raises bare exceptions for what it cannot evaluate
                 raise _KeyProblem(f"cannot evaluate the token {{{{{source}}}}} ({type(exc).__name__})") from None
+            finally:
+                _ACTIVE.reset(active)
             if not self.missing:
                 return result
             yield from self._fetch(sorted(self.missing))
@@ -328,7 +349,6 @@ class _Engine:
         self.user = _user_tokens(user_id)
         self.resolver = _Resolver(base, self.root["context"], timeout)
         self.env: dict[str, Any] = {}
-        self.compiled: dict[str, Callable[..., list[Any]]] = {}
         self.order = list(templates)
         self.dependencies = {key: {name for token in _TOKEN.findall(value) for name in _variables(token)}
                              if isinstance(value, str) else set() for key, value in templates.items()}
@@ -429,14 +449,12 @@ class _Engine:
         if source in USER_TOKENS:
             user = self.user.get(source)
             return [user] if user else []
-        if source not in self.compiled:
-            try:
-                self.compiled[source] = fhirpathpy.compile(source, _R4, {"userInvocationTable": {
-                    "resolve": {"fn": self.resolver.function, "arity": {0: []}}}})
-            except Exception as exc:  # the fhirpathpy parser raises bare exceptions
-                raise _KeyProblem(f"the token {{{{{source}}}}} is not valid FHIRPath ({type(exc).__name__})") from None
+        try:
+            expression = _compiled(source)
+        except Exception as exc:  # the fhirpathpy parser raises bare exceptions
+            raise _KeyProblem(f"the token {{{{{source}}}}} is not valid FHIRPath ({type(exc).__name__})") from None
         env = {name: self.env.get(name) for name in self.dependencies_of(source)}
-        result = yield from self.resolver.evaluate(self.compiled[source], self.root, env, source)
+        result = yield from self.resolver.evaluate(expression, self.root, env, source)
         return _strings(result, source)
 
     def dependencies_of(self, source: str) -> set[str]:
