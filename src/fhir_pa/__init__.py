@@ -1,10 +1,15 @@
 """fhir-pa: electronic prior authorization over FHIR R4 (Da Vinci CRD, DTR, PAS).
 
-The names here are the public face; each subpackage (``auth``, ``pas``, ``ledger``, ``fhir``) shows its own.
+The names here are the public face; each subpackage (``auth``, ``crd``, ``dtr``, ``pas``, ``ledger``, ``fhir``) shows
+its own. They are imported on first use, so a command that needs only part of the library (``fhir-pa dtr eval``)
+does not pay for loading the rest.
 """
 
-from fhir_pa.auth import SigningKey, SmartBackendAuth, generate_key, load_signing_key
-from fhir_pa.config import PAS_SCOPES, PayerConfig, PollSettings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from fhir_pa.errors import (
     AuthError,
     ConfigurationError,
@@ -19,25 +24,48 @@ from fhir_pa.errors import (
     TokenError,
     TransportError,
 )
-from fhir_pa.fhir.retry import RetryPolicy
-from fhir_pa.ledger import Ledger, LedgerRecord
-from fhir_pa.pas import (
-    AsyncPasClient,
-    DecisionStatus,
-    DecisionUpdate,
-    NotificationReceiver,
-    PasClient,
-    PasDecision,
-    PriorAuthOrder,
-    Sender,
-    SubmitResult,
-    SubscriptionSettings,
-    TrackResult,
-    build_request_bundle,
-    check_request_bundle,
-    load_order,
-    parse_response,
-)
+
+if TYPE_CHECKING:
+    from fhir_pa.auth import SigningKey, SmartBackendAuth, generate_key, load_signing_key
+    from fhir_pa.config import PAS_SCOPES, PayerConfig, PollSettings
+    from fhir_pa.fhir.retry import RetryPolicy
+    from fhir_pa.ledger import Ledger, LedgerRecord
+    from fhir_pa.pas import (
+        AsyncPasClient,
+        DecisionStatus,
+        DecisionUpdate,
+        NotificationReceiver,
+        PasClient,
+        PasDecision,
+        PriorAuthOrder,
+        Sender,
+        SubmitResult,
+        SubscriptionSettings,
+        TrackResult,
+        build_request_bundle,
+        check_request_bundle,
+        load_order,
+        parse_response,
+    )
+
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("SigningKey", "SmartBackendAuth", "generate_key", "load_signing_key"), "fhir_pa.auth"),
+    **dict.fromkeys(("PAS_SCOPES", "PayerConfig", "PollSettings"), "fhir_pa.config"),
+    "RetryPolicy": "fhir_pa.fhir.retry",
+    **dict.fromkeys(("Ledger", "LedgerRecord"), "fhir_pa.ledger"),
+    **dict.fromkeys(("AsyncPasClient", "DecisionStatus", "DecisionUpdate", "NotificationReceiver", "PasClient",
+                     "PasDecision", "PriorAuthOrder", "Sender", "SubmitResult", "SubscriptionSettings", "TrackResult",
+                     "build_request_bundle", "check_request_bundle", "load_order", "parse_response"), "fhir_pa.pas"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fhir_pa' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __version__ = "0.1.0"
 
