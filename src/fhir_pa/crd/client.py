@@ -26,7 +26,7 @@ from fhir_pa.crd.authorization import DEFAULT_LIFETIME, TokenIssuer, scopes_for
 from fhir_pa.crd.cards import Card, HookResponse, parse_hook_response
 from fhir_pa.crd.decision import OrderCoverage, coverage_decisions, indeterminate
 from fhir_pa.crd.discovery import CdsService, Discovery, discovery_url, parse_discovery
-from fhir_pa.crd.hooks import APPOINTMENT_BOOK, context_orders, hook_request, order_refs
+from fhir_pa.crd.hooks import APPOINTMENT_BOOK, PRIMARY_HOOKS, context_orders, hook_request, order_refs
 from fhir_pa.crd.identity import CdsClientIdentity
 from fhir_pa.crd.prefetch import PrefetchResult, prefetch_flow
 from fhir_pa.errors import FhirPaError, PayerError
@@ -233,6 +233,9 @@ class _CrdCore:
                          status_code=response.status_code)
         parsed = parse_hook_response(response.content, source=f"{hook} response")
         decisions = coverage_decisions(parsed, expected)
+        if hook not in PRIMARY_HOOKS:  # supporting hooks may legitimately answer without coverage information
+            decisions = tuple(replace(d, issues=tuple(replace(i, severity="warning") if i.rule == "hook-16" else i
+                                                      for i in d.issues)) for d in decisions)
         return CrdResult(hook, prepared.service.id, instance, decisions, parsed.cards, True, None,
                          time.monotonic() - started, parsed, prepared.content, response.content, omitted,
                          prepared.url, response.status_code)
