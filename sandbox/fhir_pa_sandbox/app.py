@@ -19,6 +19,9 @@
   (:mod:`fhir_pa_sandbox.subscription_api`, :mod:`fhir_pa_sandbox.delivery`, :mod:`fhir_pa_sandbox.notify`)
 - ``GET /crd/cds-services``, ``POST /crd/cds-services/{id}``: the CRD service (CDS Hooks discovery and hooks,
   client JWT verified; :mod:`fhir_pa_sandbox.crd_service`)
+- ``POST /fhir/Questionnaire/$questionnaire-package``, ``$next-question``, ``$log-questionnaire-errors``
+  (``system/Questionnaire.r`` or ``Claim.c``): DTR packages of the sandbox's own forms (``data/dtr``), the
+  adaptive form's rounds, and error reports (:mod:`fhir_pa_sandbox.dtr_service`)
 - ``GET /ehr/fhir/...``: a small EHR with synthetic patients, read by the CRD client's prefetch and by the CRD
   service with the ``fhirAuthorization`` token (:mod:`fhir_pa_sandbox.ehr`)
 - ``GET /_sandbox/stats``, ``GET|POST /_sandbox/faults``, ``POST /_sandbox/clients``,
@@ -38,7 +41,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fhir_pa_sandbox import admin, capability, crd_service, ehr, inquire, oauth, search, submit, subscription_api
+from fhir_pa_sandbox import (
+    admin,
+    capability,
+    crd_service,
+    dtr_service,
+    ehr,
+    inquire,
+    oauth,
+    search,
+    submit,
+    subscription_api,
+)
 from fhir_pa_sandbox.clients import ClientRegistry, load_clients
 from fhir_pa_sandbox.config import SandboxConfig
 from fhir_pa_sandbox.outcome import refuse
@@ -73,6 +87,10 @@ def create_app(config: SandboxConfig | None = None, *, state: SandboxState | Non
         Route("/fhir/Subscription/{id:str}", subscription_api.read, methods=["GET"]),
         Route("/fhir/Subscription/{id:str}", subscription_api.update, methods=["PUT"]),
         Route("/fhir/Subscription/{id:str}", subscription_api.delete, methods=["DELETE"]),
+        Route("/fhir/Questionnaire/$questionnaire-package", dtr_service.questionnaire_package, methods=["POST"]),
+        Route("/fhir/Questionnaire/$next-question", dtr_service.next_question, methods=["POST"]),
+        Route("/fhir/Questionnaire/$log-questionnaire-errors", dtr_service.log_questionnaire_errors,
+              methods=["POST"]),
         Route("/fhir/{rest:path}", _fhir_not_found,
               methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route(crd_service.CRD_PATH, crd_service.discovery, methods=["GET"]),

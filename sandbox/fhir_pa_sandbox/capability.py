@@ -14,6 +14,10 @@ from fhir_pa_sandbox.subscriptions import TOPIC
 
 SUBMIT_OPERATION = "http://hl7.org/fhir/us/davinci-pas/OperationDefinition/Claim-submit"
 INQUIRE_OPERATION = "http://hl7.org/fhir/us/davinci-pas/OperationDefinition/Claim-inquiry"
+DTR = "http://hl7.org/fhir/us/davinci-dtr/OperationDefinition"
+DTR_OPERATIONS = (("questionnaire-package", f"{DTR}/questionnaire-package"),
+                  ("log-questionnaire-errors", f"{DTR}/log-questionnaire-errors"),
+                  ("next-question", "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-next-question"))
 TOPIC_CANONICAL = ("http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
                    "capabilitystatement-subscriptiontopic-canonical")
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
@@ -43,6 +47,8 @@ def capability_statement(base: str, token: str) -> dict[str, Any]:
                 {"type": "ClaimResponse", "interaction": [{"code": "read"}, {"code": "search-type"}],
                  "searchParam": [{"name": "_id", "type": "token"}, {"name": "identifier", "type": "token"},
                                  {"name": "request.identifier", "type": "token"}]},
+                {"type": "Questionnaire", "operation": [{"name": name, "definition": definition}
+                                                        for name, definition in DTR_OPERATIONS]},
                 {"type": "Subscription",
                  "extension": [{"url": TOPIC_CANONICAL, "valueCanonical": TOPIC}],
                  "interaction": [{"code": code} for code in ("create", "read", "update", "delete",

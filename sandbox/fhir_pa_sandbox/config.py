@@ -21,6 +21,8 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "system/ClaimResponse.rs",
     "system/Subscription.c",
     "system/Subscription.cruds",
+    "system/Questionnaire.r",
+    "system/Questionnaire.rs",
 )
 
 

@@ -22,8 +22,10 @@ Driven by ``POST /_sandbox/faults`` with a JSON object (any mix of):
 - ``{"reset": true}``: back to normal (applied before any other key in the same command).
 
 "FHIR API calls" are the ones needing a bearer token (``$submit``, ``$inquire``, ClaimResponse read and
-search, Subscription calls); discovery, ``metadata`` and the token endpoint are never faulted, so a client
-always gets far enough to be tested. Handshakes are never faulted either.
+search, Subscription calls, the DTR operations ``$questionnaire-package``, ``$next-question`` and
+``$log-questionnaire-errors``); CRD hook calls have their own ``crd_latency_ms``; discovery, ``metadata`` and
+the token endpoint are never faulted, so a client always gets far enough to be tested. Handshakes are never
+faulted either.
 """
 
 from __future__ import annotations

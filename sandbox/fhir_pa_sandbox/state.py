@@ -13,6 +13,7 @@ from fhir_pa_sandbox.clients import ClientRegistry
 from fhir_pa_sandbox.config import SandboxConfig
 from fhir_pa_sandbox.crd_rules import CrdRules, load_crd_rules
 from fhir_pa_sandbox.delivery import Deliverer
+from fhir_pa_sandbox.dtr_content import DtrContent, LoggedErrors, load_dtr_content
 from fhir_pa_sandbox.knobs import FaultKnobs
 from fhir_pa_sandbox.rules import RulesTable
 from fhir_pa_sandbox.scheduler import Scheduler
@@ -44,6 +45,9 @@ class SandboxState:
     crd_rules: CrdRules = field(default_factory=load_crd_rules)
     crd_services: dict[str, Any] = field(init=False)
     ehr: SandboxEhr = field(init=False)
+    #: DTR: the forms ``$questionnaire-package`` serves, and what clients reported via ``$log-questionnaire-errors``.
+    dtr: DtrContent = field(default_factory=load_dtr_content)
+    dtr_errors: list[LoggedErrors] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         from fhir_pa_sandbox.crd_service import load_services

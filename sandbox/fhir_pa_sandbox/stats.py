@@ -12,7 +12,9 @@ answered 2xx; a duplicate counts twice), ``notifications_dropped`` (dropped by t
 ``handshakes`` (handshakes attempted), and ``inquiries``, ``searches``, ``updates``, ``cancels``. CRD:
 ``crd_discovery`` and ``crd_hooks`` (calls answered), ``crd_refused`` (requests failing the CRD client checks),
 ``crd_ehr_reads`` (the service's own reads into the client's EHR with the fhirAuthorization token), and
-``crd_hook_instances`` (distinct hookInstance values seen, to prove each call used a fresh one).
+``crd_hook_instances`` (distinct hookInstance values seen, to prove each call used a fresh one). DTR:
+``dtr_packages`` (``$questionnaire-package`` calls answered 200), ``dtr_next_questions`` (``$next-question`` rounds
+answered 200) and ``dtr_errors_logged`` (``$log-questionnaire-errors`` calls accepted).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ _PER_ID = ("received", "decided", "duplicates", "rejected")
 _PER_ID_LATER = ("decided_later", "updates")
 _GLOBAL = ("decided_later", "notifications_sent", "notifications_dropped", "notifications_failed", "handshakes",
            "inquiries", "searches", "updates", "cancels", "subscriptions_created", "crd_discovery", "crd_hooks",
-           "crd_refused", "crd_ehr_reads")
+           "crd_refused", "crd_ehr_reads", "dtr_packages", "dtr_next_questions", "dtr_errors_logged")
 
 
 class Stats:

@@ -17,7 +17,7 @@ from typing import Any
 
 from fhir_pa.config import Sender
 from fhir_pa.pas import codes
-from fhir_pa.pas.order import Address, Attachment, Organization, Person, PriorAuthOrder, ServiceLine
+from fhir_pa.pas.order import Address, Attachment, Documentation, Organization, Person, PriorAuthOrder, ServiceLine
 
 Json = dict[str, Any]
 
@@ -212,6 +212,72 @@ def _document(attachment: Attachment, patient_url: str, author_url: str, now: st
     return document
 
 
+_ORDER_TYPES = frozenset({"ServiceRequest", "DeviceRequest", "MedicationRequest", "NutritionOrder"})
+_QR_CONTEXT = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/qr-context"
+
+
+def _relink(node: Any, mapping: Callable[[str], str | None]) -> None:
+    """Point every reference under ``node`` (contained skipped) at a Bundle entry, or drop it (keeping display)."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            target = mapping(ref)
+            if target is None:
+                del node["reference"]
+                node.pop("type", None)
+            else:
+                node["reference"] = target
+        for key, value in node.items():
+            if key not in ("contained", "text"):
+                _relink(value, mapping)
+    elif isinstance(node, list):
+        for value in node:
+            _relink(value, mapping)
+
+
+def _documentation(doc: Documentation, n: int, entries: _Entries, known: dict[str, str],
+                   request_urls: list[str]) -> str:
+    """Add a DTR QR Bundle; every reference inside it must resolve in the PAS Bundle (spec-13, recursively).
+
+    The response's patient, coverage, orders and people become the PAS entries for the same things; resources it
+    answers with (answerReference targets) move up into the PAS Bundle, each once, so the nested Bundle keeps
+    only the QuestionnaireResponse. References with no counterpart keep their display only.
+    """
+    nested = copy.deepcopy(doc.bundle)
+    inner = [e for e in nested.get("entry", []) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    local: dict[str, str] = {}
+    for m, entry in enumerate(inner[1:], start=1):
+        resource = entry["resource"]
+        same = f"res:{resource.get('resourceType')}/{resource['id']}" if resource.get("id") else f"dtr:{n}:{m}"
+        url = entries.add(same, resource)  # a resource two forms answer with is still sent once (spec-14)
+        if isinstance(entry.get("fullUrl"), str):
+            local[entry["fullUrl"]] = url
+        if resource.get("id"):
+            local[f"{resource.get('resourceType')}/{resource['id']}"] = url
+
+    def mapping(reference: str) -> str | None:
+        if reference in local:
+            return local[reference]
+        key = "/".join(reference.split("/_history/")[0].split("/")[-2:])
+        kind = key.split("/")[0]
+        return local.get(key) or known.get(kind) or (request_urls[0] if kind in _ORDER_TYPES and request_urls
+                                                     else None)
+
+    for entry in inner[1:]:
+        _relink(entry["resource"], mapping)
+    qr = inner[0]
+    _relink(qr["resource"], mapping)
+    extensions = qr["resource"].get("extension", [])
+    if any(isinstance(e, dict) and e.get("url") == _QR_CONTEXT and isinstance(e.get("valueReference"), dict)
+           and e["valueReference"].get("reference") in request_urls for e in extensions):
+        others = [e for e in extensions if not (isinstance(e, dict) and e.get("url") == _QR_CONTEXT and isinstance(
+            e.get("valueReference"), dict) and e["valueReference"].get("reference") in request_urls)]
+        qr["resource"]["extension"] = [*others, *({"url": _QR_CONTEXT, "valueReference": _ref(url)}
+                                                  for url in request_urls)]
+    nested["entry"] = [qr]
+    return entries.add(f"dtr:{n}", nested)
+
+
 def _transmission(sender: Sender) -> Json:
     parts = [("applicationSenderCode", sender.application_sender_code),
              ("applicationReceiverCode", sender.application_receiver_code),
@@ -290,9 +356,11 @@ def build_request_bundle(order: PriorAuthOrder, *, sender: Sender | None = None,
     coverage_url = entries.add("coverage", coverage)
 
     items: list[Json] = []
+    request_urls: list[str] = []
     for sequence, line in zip(order.item_sequences(), order.services, strict=True):
         request_url = entries.add(f"service:{sequence}",
                                   _service_request(line, patient_url, role_url, coverage_url))
+        request_urls.append(request_url)
         item: Json = {
             "extension": [
                 {"url": codes.EXT_REQUEST_TYPE, "valueCodeableConcept": _concept(codes.X12_REQUEST_TYPE,
@@ -328,6 +396,20 @@ def build_request_bundle(order: PriorAuthOrder, *, sender: Sender | None = None,
             {"url": "transmissionMethod", "valueCodeableConcept": _concept(codes.X12_TRANSMISSION, "EL")},
         ]}
         supporting.append({"extension": [info], "sequence": len(supporting) + 1,
+                           "category": _concept(codes.PAS_TEMP_CODES, "additionalInformation"),
+                           "valueReference": _ref(doc_url)})
+    known = {"Patient": patient_url, "Coverage": coverage_url, "Practitioner": practitioner_url,
+             "PractitionerRole": role_url, "Organization": requestor_url}
+    for n, doc in enumerate(order.documentation):
+        doc_url = _documentation(doc, n, entries, known, request_urls)
+        parts: list[Json] = [
+            {"url": "reportTypeCode", "valueCodeableConcept": _concept(codes.X12_REPORT_TYPE, doc.report_type)},
+            {"url": "transmissionMethod", "valueCodeableConcept": _concept(codes.X12_TRANSMISSION, "EL")},
+        ]
+        if doc.description:
+            parts.append({"url": "description", "valueString": doc.description})
+        supporting.append({"extension": [{"url": codes.EXT_DOCUMENT_INFORMATION, "extension": parts}],
+                           "sequence": len(supporting) + 1,
                            "category": _concept(codes.PAS_TEMP_CODES, "additionalInformation"),
                            "valueReference": _ref(doc_url)})
     if order.note:

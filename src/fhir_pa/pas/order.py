@@ -152,6 +152,26 @@ class Attachment(_Model):
     description: str | None = None
 
 
+class Documentation(_Model):
+    """Completed DTR documentation (a DTR QuestionnaireResponse Bundle) sent as additional information."""
+
+    #: The DTR QR Bundle: a ``collection`` with the QuestionnaireResponse first (dtrb-2).
+    bundle: dict[str, Any]
+    #: X12 755 report type (PWK01) for ``documentInformation.reportTypeCode``.
+    report_type: str = "OZ"
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _qr_bundle(self) -> Documentation:
+        entries = self.bundle.get("entry")
+        first = entries[0].get("resource") if isinstance(entries, list) and entries and isinstance(
+            entries[0], dict) else None
+        if self.bundle.get("resourceType") != "Bundle" or not isinstance(first, dict) \
+                or first.get("resourceType") != "QuestionnaireResponse":
+            raise ValueError("documentation must be a DTR QR Bundle with the QuestionnaireResponse first")
+        return self
+
+
 class PriorAuthOrder(_Model):
     """One order to authorize, with everything a PAS request needs."""
 
@@ -167,6 +187,8 @@ class PriorAuthOrder(_Model):
     urgency: Literal["standard", "expedited"] = "standard"
     claim_type: Literal["professional", "institutional"] = "professional"
     attachments: list[Attachment] = Field(default_factory=list)
+    #: Completed DTR documentation, each sent as a nested Bundle (PAS supportingInfo AdditionalInformation).
+    documentation: list[Documentation] = Field(default_factory=list)
     note: str | None = None
 
     @model_validator(mode="after")
