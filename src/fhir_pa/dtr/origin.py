@@ -21,6 +21,14 @@ AUTO: frozenset[str] = frozenset({"auto-client", "auto-server"})
 _SOURCES: frozenset[str] = frozenset({"auto-client", "auto-server", "override", "manual"})
 
 
+def origin_parts(code: str, author: str | None = None) -> dict[str, Any]:
+    """The extension as written, for any code (``auto`` included) and an optional author; no checks."""
+    parts: list[dict[str, Any]] = [{"url": "source", "valueCode": code}]
+    if author:
+        parts.append({"url": "author", "extension": [{"url": "practitioner", "valueReference": {"reference": author}}]})
+    return {"url": ORIGIN_URL, "extension": parts}
+
+
 def origin_extension(source: Source, *, author: str | None = None, version: DtrVersion = "2.2") -> dict[str, Any]:
     """The extension for one answer; ``author`` is a reference string such as ``Practitioner/p1``."""
     if source not in _SOURCES:
@@ -29,10 +37,7 @@ def origin_extension(source: Source, *, author: str | None = None, version: DtrV
         raise InputError(f"information-origin source {source} needs an author (dtrx-1)",
                          path="information-origin.author")
     code = "auto" if version == "2.0.1" and source in AUTO else source
-    parts: list[dict[str, Any]] = [{"url": "source", "valueCode": code}]
-    if source not in AUTO and author:
-        parts.append({"url": "author", "extension": [{"url": "practitioner", "valueReference": {"reference": author}}]})
-    return {"url": ORIGIN_URL, "extension": parts}
+    return origin_parts(code, author if source not in AUTO else None)
 
 
 def read_source(answer: Mapping[str, Any]) -> Source | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from fhir_pa.dtr.origin import ORIGIN_URL, origin_parts
 from fhir_pa.errors import Issue, ProfileError
 
 Json = dict[str, Any]
@@ -24,7 +25,7 @@ QR_BUNDLE_PROFILE = f"{DTR_SD}/DTR-QRBundle"
 QR_COVERAGE = f"{DTR_SD}/qr-coverage"
 QR_CONTEXT = f"{DTR_SD}/qr-context"
 INTENDED_USE = f"{DTR_SD}/intendedUse"
-ORIGIN = f"{DTR_SD}/information-origin"
+ORIGIN = ORIGIN_URL
 CRD_TEMP = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
 #: information-origin source codes by version (2.2 binding is required).
 SOURCES: dict[str, frozenset[str]] = {
@@ -95,11 +96,7 @@ def origin_of(answer: Mapping[str, Any]) -> tuple[str | None, bool] | None:
 
 def origin_extension(source: str, practitioner: str | None = None) -> Json:
     """An information-origin extension; ``practitioner`` (a reference) is the author of manual/override answers."""
-    parts: list[Json] = [{"url": "source", "valueCode": source}]
-    if practitioner and source not in AUTO:
-        parts.append({"url": "author", "extension": [{"url": "practitioner", "valueReference": {
-            "reference": practitioner}}]})
-    return {"url": ORIGIN, "extension": parts}
+    return origin_parts(source, practitioner if source not in AUTO else None)
 
 
 def set_origin(answer: dict[str, Any], source: str, practitioner: str | None = None) -> None:
