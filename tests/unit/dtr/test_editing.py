@@ -15,9 +15,9 @@ FORM: dict[str, Any] = {"resourceType": "Questionnaire", "item": [
         {"linkId": "a", "type": "string"}, {"linkId": "b", "type": "date"}, {"linkId": "c", "type": "boolean"}]},
     {"linkId": "note", "type": "display"}]}
 
-    response: dict[str, Any] = {"resourceType": "QuestionnaireResponse", "item": [{"linkId": "g", "item": [
+
 def test_a_missing_item_is_created_in_questionnaire_order_with_a_manual_origin() -> None:
-    response = {"resourceType": "QuestionnaireResponse", "item": [{"linkId": "g", "item": [
+    response: dict[str, Any] = {"resourceType": "QuestionnaireResponse", "item": [{"linkId": "g", "item": [
         {"linkId": "a", "answer": [{"valueString": "x", "extension": [origin_extension("auto-client")]}]},
         {"linkId": "c", "answer": [{"valueBoolean": True, "extension": [origin_extension("auto-client")]}]}]}]}
     out = set_answers(response, FORM, "b", [{"valueDate": "2026-01-02"}], author="Practitioner/p")
