@@ -5,7 +5,9 @@ the payer's CRD service (order-sign, prefetch from the sandbox EHR, signed clien
 then travels on the order into PAS; each is submitted through the real client (SMART token, checks, ``$submit``,
 ledger) and the decisions are printed. Then two
 pended requests are followed to their final decision: one by Subscription notification (a receiver on
-loopback), one by polling (:mod:`fhir_pa_sandbox.demo_tracking`). Exits non-zero if any case does not end as
+loopback), one by polling (:mod:`fhir_pa_sandbox.demo_tracking`); and one order needing documentation goes
+through DTR (package, prepopulation by the payer's CQL, a clinician's answers) into PAS
+(:mod:`fhir_pa_sandbox.demo_dtr`). Exits non-zero if any case does not end as
 the sandbox rules say it must, or reaches its final answer through another channel than expected.
 """
 
@@ -26,6 +28,7 @@ from fhir_pa.ledger.store import Ledger
 from fhir_pa.pas.submit import PasClient
 from fhir_pa_sandbox.config import SandboxConfig
 from fhir_pa_sandbox.demo_crd import crd_step
+from fhir_pa_sandbox.demo_dtr import run_documented
 from fhir_pa_sandbox.demo_orders import CASES, demo_order
 from fhir_pa_sandbox.demo_tracking import run_tracked
 from fhir_pa_sandbox.server import SandboxServer
@@ -36,7 +39,8 @@ DEMO_CLIENT = "fhir-pa-demo"
 def run_demo(workdir: Path, *, cases: list[str] | None = None, track: bool = True) -> list[dict[str, Any]]:
     """Run the demo cases in ``workdir`` (keys and ledger go there); one result row per case.
 
-    ``track`` adds the :data:`~fhir_pa_sandbox.demo_tracking.TRACKED` cases, followed to a final decision.
+    ``track`` adds the :data:`~fhir_pa_sandbox.demo_tracking.TRACKED` cases, followed to a final decision, and
+    the documented case (CRD asks for documentation; DTR fills the payer's form; it goes with the PAS request).
     """
     key = generate_key("ES384")
     private_path, _ = write_key_pair(key, workdir / "keys")
@@ -70,6 +74,7 @@ def run_demo(workdir: Path, *, cases: list[str] | None = None, track: bool = Tru
                     })
             if track:
                 rows.extend(run_tracked(payer, ledger, first_index=len(rows), crd=crd))
+                rows.append(run_documented(server, payer, ledger, crd, len(rows)))
         finally:
             crd.client.close()
             ledger.close()
@@ -90,17 +95,20 @@ def demo(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
-        table = Table("case", "CRD", "first answer", "final", "via", "preauth", "items", "ledger",
-                      title="fhir-pa demo: sandbox payer decisions (CRD, then PAS)")
+        table = Table("case", "CRD", "DTR", "first answer", "final", "via", "preauth", "items", "ledger",
+                      title="fhir-pa demo: sandbox payer decisions (CRD, DTR, PAS)")
         for row in rows:
             items = ", ".join(f"{i['sequence']}:{i['review_action']}" for i in row["items"])
             crd_view = row.get("crd") or {}
-            table.add_row(row["case"], str(crd_view.get("pa_needed") or "-"), row["initial_status"], row["status"],
-                          row["channel"] or "-", row["preauth_ref"] or "-", items, row["ledger_state"])
-        Console(width=max(Console().width, 120)).print(table)
+            dtr = row.get("dtr")
+            documented = f"{dtr['auto']} auto, {dtr['manual']} manual" if dtr else "-"
+            table.add_row(row["case"], str(crd_view.get("pa_needed") or "-"), documented, row["initial_status"],
+                          row["status"], row["channel"] or "-", row["preauth_ref"] or "-", items, row["ledger_state"])
+        Console(width=max(Console().width, 150)).print(table)
     wrong = [row["case"] for row in rows
              if row["status"] != row["expected"] or row["channel"] != row["expected_channel"]
-             or (row.get("crd") or {}).get("pa_needed") != "auth-needed"]
+             or (row.get("crd") or {}).get("pa_needed") != "auth-needed"
+             or ("dtr" in row and (not row["dtr"]["auto"] or row["dtr"]["population_errors"]))]
     if wrong:
         typer.echo(f"fhir-pa: demo cases ended unexpectedly: {', '.join(wrong)}", err=True)
         raise typer.Exit(1)

@@ -7,14 +7,14 @@ per order, whose coverage-information then travels on the order into PAS.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from fhir_pa.auth.bearer import BearerToken
 from fhir_pa.auth.keys import SigningKey
-from fhir_pa.crd.client import CrdClient, CrdPayer, Ehr
+from fhir_pa.crd.client import CrdClient, CrdPayer, CrdResult, Ehr
 from fhir_pa.crd.handoff import coverage_extensions
 from fhir_pa.crd.hooks import ORDER_SIGN, order_sign_context
 from fhir_pa.crd.identity import CdsClientIdentity
@@ -33,6 +33,9 @@ class CrdStep:
 
     client: CrdClient
     ehr_base: str
+    #: The last call's answer and the draft orders it was about (what DTR starts from).
+    last: CrdResult | None = None
+    drafts: list[dict[str, Any]] = field(default_factory=list)
 
     def check(self, order: PriorAuthOrder) -> tuple[PriorAuthOrder, dict[str, Any]]:
         """order-sign for ``order``; returns the order carrying the payer's coverage information, and a summary."""
@@ -44,6 +47,7 @@ class CrdStep:
         context = order_sign_context(user_id=USER, patient_id=PATIENT, draft_orders=drafts,
                                      fhir_server=self.ehr_base, encounter_id="enc-alex")
         result = self.client.call(ORDER_SIGN, context)
+        self.last, self.drafts = result, [result.apply_to(draft) for draft in drafts]
         lines = [line.model_copy(update={"coverage_information": coverage_extensions(
             result, f"ServiceRequest/{draft['id']}")}) for line, draft in zip(order.services, drafts, strict=True)]
         first = result.decisions[0] if result.decisions else None

@@ -37,12 +37,16 @@ def test_demo_json_shows_every_case(tmp_path: Path) -> None:
         "approved": ("approved", "approved", "submit"), "denied": ("denied", "denied", "submit"),
         "pended": ("pended", "pended", "submit"), "modified": ("modified", "modified", "submit"),
         "pended-then-approved": ("pended", "approved", "notification"),
-        "pended-then-denied": ("pended", "denied", "poll-read")}
+        "pended-then-denied": ("pended", "denied", "poll-read"),
+        "documented": ("approved", "approved", "submit")}
     assert all(row["ledger_state"] == row["status"] for row in rows)
     assert all(row["crd"]["answered"] and row["crd"]["pa_needed"] == "auth-needed" for row in rows), \
         "every order went through CRD first"
     ledger = Ledger.at_path(tmp_path / "ledger.sqlite")
-    assert len(ledger.records()) == 6
+    assert len(ledger.records()) == 7
+    documented = rows[-1]["dtr"]
+    assert documented["questionnaire"].endswith("home-nebulizer|1.0.0") and documented["population_errors"] == []
+    assert documented["auto"] >= 1 and documented["manual"] >= 1, "the payer's CQL and the clinician both answered"
     sent = json.loads(ledger.records()[0].request_body)
     orders = [e["resource"] for e in sent["entry"] if e["resource"]["resourceType"] == "ServiceRequest"]
     assert any(ext["url"].endswith("ext-coverage-information") for ext in orders[0].get("extension", [])), \
