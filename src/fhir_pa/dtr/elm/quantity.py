@@ -1,12 +1,16 @@
 """Quantity arithmetic and comparison with unit conversion.
 
-No maintained UCUM converter is available to this project, so conversion uses a small, explicit table:
-time units (UCUM ``ms s min h d wk mo a`` and the CQL calendar words), a few mass/length/volume and
-pressure prefixes. Units outside the table compare only when spelled identically; anything else is
-unknown (``None``), which is the CQL answer for incomparable units.
+The units payer logic uses every day (time, including the CQL calendar words; mass, length, volume, pressure,
+concentration, percent) convert through a small exact table, so the common path is fast and matches the
+reference engine digit for digit. Any other UCUM unit is converted by ``ucumvert`` (a maintained UCUM parser on
+top of pint), loaded on first need. Units neither knows, or of different dimensions, are incomparable
+(``None``), which is the CQL answer.
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 from .types import Quantity
 
@@ -50,9 +54,27 @@ def convert(q: Quantity, unit: str) -> Quantity | None:
     if src == dst:
         return Quantity(q.value, unit)
     a, b = _TABLE.get(src), _TABLE.get(dst)
-    if a is None or b is None or a[0] != b[0]:
+    if a is not None and b is not None:
+        return Quantity(round(q.value * a[1] / b[1], 8), unit) if a[0] == b[0] else None
+    factor = _ucum_factor(src, dst)
+    return None if factor is None else Quantity(round(q.value * factor, 8), unit)
+
+
+@functools.lru_cache(maxsize=1)
+def _registry() -> Any:
+    from ucumvert import PintUcumRegistry  # about 0.7 s to build: only when a unit is outside the table
+
+    return PintUcumRegistry()
+
+
+@functools.lru_cache(maxsize=512)
+def _ucum_factor(src: str, dst: str) -> float | None:
+    """How many ``dst`` one ``src`` is, by UCUM; None when either is not UCUM or the dimensions differ."""
+    registry = _registry()
+    try:
+        return float((1 * registry.from_ucum(src)).to(registry.from_ucum(dst)).magnitude)
+    except Exception:  # ucumvert/pint raise many kinds of error for units they cannot read or relate
         return None
-    return Quantity(round(q.value * a[1] / b[1], 8), unit)
 
 
 def compare(a: Quantity, b: Quantity) -> int | None:
