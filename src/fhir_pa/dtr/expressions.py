@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as _dt
 import decimal
+import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import fhirpathpy
@@ -24,6 +26,7 @@ import httpx
 from fhirpathpy.models import models
 
 from fhir_pa.errors import FhirPaError
+from fhir_pa.fhir.fhirpath_clock import fhirpath_now
 
 from .elm import Code, Concept, CqlDate, CqlDateTime, CqlTime, ElmEngine, ElmError, FhirNode, Quantity, Sources, Tuple
 from .elm import fhir as elm_fhir
@@ -197,15 +200,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=2048)
+def _compiled(expr: str) -> Callable[..., list[Any]]:
+    """An expression parsed once per process: parsing FHIRPath costs far more than evaluating it."""
+    return cast(Callable[..., list[Any]], fhirpathpy.compile(expr, models["r4"]))
+
+
 class Evaluator:
     """Evaluates expressions of any supported language for one population."""
 
     def __init__(self, questionnaire: Mapping[str, Any], cql: CqlRunner | None,
-                 launch: Mapping[str, Mapping[str, Any]], fhir: httpx.Client | None) -> None:
+                 launch: Mapping[str, Mapping[str, Any]], fhir: httpx.Client | None,
+                 now: _dt.datetime | None = None) -> None:
         self.questionnaire = questionnaire
         self.cql = cql
         self.launch = launch
         self.fhir = fhir
+        #: The moment FHIRPath's now()/today() see, as CQL's Now() does (None: the real clock).
+        self.now = now
 
     def environment(self, response: Mapping[str, Any], qitem: Mapping[str, Any] | None,
                     variables: Mapping[str, Any]) -> dict[str, Any]:
@@ -219,8 +231,8 @@ class Evaluator:
     def fhirpath(self, expr: str, env: Mapping[str, Any], *, link_id: str | None,
                  focus: Any = None) -> list[Any]:
         try:
-            out = fhirpathpy.evaluate(focus if focus is not None else env.get("resource") or {}, expr, dict(env),
-                                      models["r4"])
+            with fhirpath_now(self.now):
+                out = _compiled(expr)(focus if focus is not None else env.get("resource") or {}, dict(env))
         except Exception as exc:  # fhirpathpy raises bare Exceptions for syntax and evaluation
             raise ExpressionError(f"FHIRPath evaluation failed ({exc.__class__.__name__})", link_id=link_id,
                                   expression=expr) from exc

@@ -545,6 +545,14 @@ def complete_chart(chart: Mapping[str, Any], fhir: httpx.Client, *, limit: int =
                                                           *({"resource": r} for r in added)]}
 
 
+def _moment(now: _dt.datetime | str | None) -> _dt.datetime | None:
+    """``now`` as an aware datetime for FHIRPath (None keeps the real clock)."""
+    if now is None:
+        return None
+    moment = now if isinstance(now, _dt.datetime) else _dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_dt.UTC)
+
+
 def _now(now: _dt.datetime | str | None) -> CqlDateTime:
     if isinstance(now, _dt.datetime):
         if now.tzinfo is None:
@@ -612,6 +620,7 @@ def populate(package: Package | Mapping[str, Any], chart: Mapping[str, Any], *,
     if "patient" not in resources:
         raise PopulateError("no Patient in the chart or launch context", path="launch.patient")
     pop = _Population(pkg, chart, resources, when, author, version, fhir)
+    pop.evaluator.now = _moment(now)
     pop.errors.extend(issues)
     pop.load(pkg.response, prefill=True)
     if previous is not None:

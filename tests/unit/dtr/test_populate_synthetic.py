@@ -261,3 +261,22 @@ def test_cli_populate_reads_a_questionnaire_package_parameters(tmp_path: Path) -
     assert '"valueCode": "auto"' in run.stdout
     bad = CliRunner().invoke(app, ["dtr", "populate", str(patient), "--patient", str(patient)])
     assert bad.exit_code != 0
+
+
+def test_fhirpath_today_is_the_population_moment_not_the_clock() -> None:
+    from fhir_pa.dtr import populate as run
+    from fhir_pa.fhir.fhirpath_clock import fhirpath_now
+
+    form = {"resourceType": "Questionnaire", "url": "http://example.org/Questionnaire/when", "status": "active",
+            "item": [{"linkId": "d", "type": "date", "extension": [{
+                "url": "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-initialExpression",
+                "valueExpression": {"language": "text/fhirpath", "expression": "today()"}}]}]}
+    chart = {"resourceType": "Bundle", "type": "collection",
+             "entry": [{"resource": {"resourceType": "Patient", "id": "p"}}]}
+    package = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": form}]}
+    result = run(package, chart, launch={"patient": "Patient/p"}, now="2020-02-29T10:00:00Z")
+    assert result.response["item"][0]["answer"][0]["valueDate"] == "2020-02-29"
+    import fhirpathpy
+
+    with fhirpath_now(None):
+        assert str(fhirpathpy.evaluate({}, "today()")[0]) != "@2020-02-29", "outside a pin the real clock is back"
