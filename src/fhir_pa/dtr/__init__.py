@@ -16,8 +16,9 @@ Typical use after CRD said documentation is needed::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fhir_pa._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from fhir_pa.dtr.adaptive import AdaptiveIncomplete, AdaptiveResult, adaptive_flow
@@ -82,13 +83,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fhir_pa.dtr' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [
