@@ -45,6 +45,11 @@ CASES: dict[str, tuple[str, str, list[str], str, Path]] = {
                   DATA / "semantics-bundle.semantics.oracle.json"),
     "sort-offsets": (HOT, str(DATA / "sort-offsets.json"), ["device_request=DeviceRequest/dr1"],
                      "2026-01-15T10:00:00.000-05:00", DATA / "sort-offsets.hot.oracle.json"),
+    # required-binding code labels: the 4.0.0 and 4.0.1 model infos name them differently
+    "bound-codes-400": (str(DATA / "bound-codes-400"), str(DATA / "bound-codes-bundle.json"), [],
+                        "2024-01-01T00:00:00.000Z", DATA / "bound-codes-bundle.bc400.oracle.json"),
+    "bound-codes-401": (str(DATA / "bound-codes-401"), str(DATA / "bound-codes-bundle.json"), [],
+                        "2024-01-01T00:00:00.000Z", DATA / "bound-codes-bundle.bc401.oracle.json"),
 }
 #: Deliberate differences: the reference engine sorts DateTimes by their *text* (JavaScript ``<`` on objects
 #: without ``valueOf``), so with mixed offsets CDS ``MostRecent`` picks 01:00Z over 23:00-05:00 (= 04:00Z).
@@ -53,10 +58,6 @@ _LATEST = {"@type": "DateTime", "value": "2026-01-10T23:00:00-05:00"}
 DIVERGENCES: dict[tuple[str, str, str], Any] = {
     ("sort-offsets", "HomeOxygenTherapyPrepopulation|0.1.0", "OxygenSatExerciseDate"): _LATEST,
     ("sort-offsets", "HomeOxygenTherapyPrepopulation|0.1.0", "BloodGasTestDate"): _LATEST,
-    # Required-binding code elements: the reference model names them after the binding (AdministrativeGender,
-    # ObservationStatus); the R4 tables we use call them `code`. Values are the same.
-    ("elements", "Elements|1", "Gender"): {"@fhir": "code", "value": {"value": "female"}},
-    ("elements", "Elements|1", "Status"): {"@fhir": "code", "value": {"value": "final"}},
 }
 #: Libraries the reference engine could not evaluate (its output holds an "error"); checked separately.
 ERRORS = {("two-official-names", "BasicPatientInfoPrepopulation|0.2.0"): "Name"}

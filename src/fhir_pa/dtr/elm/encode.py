@@ -2,7 +2,8 @@
 
 FHIR resources → ``{"@fhir": Type, "id"}``; other FHIR elements → ``{"@fhir": Type, "value": json}``;
 CQL types → ``{"@type": ..., ...}``; tuples → objects; lists → arrays. Decimals print like JavaScript
-numbers (``87`` not ``87.0``).
+numbers (``87`` not ``87.0``). FHIR type names follow the library's model info (``model``: "400"/"401"),
+which names required-binding codes after their binding.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from .datetime import CqlDate, CqlDateTime, CqlTime, Uncertainty
 from .engine import LibraryResult
+from .fhir import type_label
 from .types import CODE_FIELDS, Code, Concept, FhirNode, Interval, Quantity, Tuple, ValueSet
 
 
@@ -22,21 +24,21 @@ def _number(v: float) -> float | int:
     return v
 
 
-def encode(value: Any, *, full: bool = False) -> Any:
-    """One CQL value in the oracle's encoding."""
+def encode(value: Any, *, full: bool = False, model: str = "401") -> Any:
+    """One CQL value in the oracle's encoding, FHIR types named as FHIR model ``model`` names them."""
     if value is None or isinstance(value, (bool, str, int)):
         return value
     if isinstance(value, float):
         return _number(value)
     if isinstance(value, list):
-        return [encode(v, full=full) for v in value]
+        return [encode(v, full=full, model=model) for v in value]
     if isinstance(value, FhirNode):
         t = value.type
         if value.is_primitive:  # the wrapper's view of a primitive: {"value": ..., plus the _element's id/extension}
             body: dict[str, Any] = {} if value.json is None else {"value": value.json}
             if isinstance(value.ext, dict):
                 body.update(value.ext)
-            return {"@fhir": t, "value": body}
+            return {"@fhir": type_label(value, model), "value": body}
         if full or not value.is_resource:
             return {"@fhir": t, "value": value.json}
         return {"@fhir": t, "id": value.json.get("id")}
@@ -56,12 +58,13 @@ def encode(value: Any, *, full: bool = False) -> Any:
             out["display"] = value.display
         return out
     if isinstance(value, Interval):
-        return {"@type": "Interval", "low": encode(value.low, full=full), "high": encode(value.high, full=full),
+        return {"@type": "Interval", "low": encode(value.low, full=full, model=model),
+                "high": encode(value.high, full=full, model=model),
                 "lowClosed": value.low_closed, "highClosed": value.high_closed}
     if isinstance(value, ValueSet):
         return {"@type": "ValueSet", "oid": value.id, "version": value.version}
     if isinstance(value, Tuple):
-        return {k: encode(v, full=full) for k, v in value.items()}
+        return {k: encode(v, full=full, model=model) for k, v in value.items()}
     if isinstance(value, Uncertainty):
         return {"low": value.low, "high": value.high}
     return str(value)
@@ -74,7 +77,7 @@ def report(execution: CqlDateTime, results: Sequence[LibraryResult], *, full: bo
         "libraries": {
             r.key: {"error": r.error.one_line()} if r.error is not None else
             {"patient": r.patient, "fhirModel": r.fhir_model, "parameters": list(r.parameters),
-             "results": {k: encode(v, full=full) for k, v in r.results.items()}}
+             "results": {k: encode(v, full=full, model=r.fhir_model) for k, v in r.results.items()}}
             for r in results
         },
     }

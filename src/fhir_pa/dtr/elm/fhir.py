@@ -2,11 +2,15 @@
 
 Types come from the FHIR R4 model tables shipped with ``fhirpathpy`` (path → type, choice paths,
 type parents), so ``Observation.value`` finds ``valueQuantity`` and ``Patient.birthDate.value`` is a
-CQL Date. Backbone elements are typed ``Resource.Element`` (``Encounter.Participant``).
+CQL Date. Backbone elements are typed ``Resource.Element`` (``Encounter.Participant``). Those tables have
+no binding names, so required-binding ``code`` elements get their reference-model label (``AdministrativeGender``)
+from ``data/r4_bound_codes.json``, derived from the R4 StructureDefinitions by ``tools/make_bindings.py``.
 """
 
 from __future__ import annotations
 
+import json as _json
+from importlib.resources import files
 from typing import Any
 
 from fhirpathpy.models import models
@@ -19,6 +23,30 @@ PATH_TYPES: dict[str, str] = _R4["path2Type"]
 CHOICES: dict[str, list[str]] = _R4["choiceTypePaths"]
 ELSEWHERE: dict[str, str] = _R4["pathsDefinedElsewhere"]
 TYPE_PARENTS: dict[str, str] = _R4["type2Parent"]
+
+
+def _bound_codes() -> dict[str, dict[str, str]]:
+    """FHIR version → element path → label of required-binding ``code`` elements (package data: wheel-safe)."""
+    text = files("fhir_pa.dtr.elm").joinpath("data", "r4_bound_codes.json").read_text(encoding="utf-8")
+    tables: dict[str, dict[str, str]] = _json.loads(text)["labels"]
+    return tables
+
+
+#: ``{"4.0.1": {"Patient.gender": "AdministrativeGender", ...}, "4.0.0": {...}}``; the two model infos differ.
+BOUND_CODES: dict[str, dict[str, str]] = _bound_codes()
+#: Runner model codes (``LibraryResult.fhir_model``) → the FHIR version of the model info they load.
+MODEL_VERSIONS = {"400": "4.0.0", "401": "4.0.1"}
+
+
+def type_label(node: FhirNode, model: str = "401") -> str:
+    """The type name the reference engine prints for ``node`` under FHIR model ``model`` ("400"/"401").
+
+    Only names differ: a required-binding ``code`` keeps ``type == "code"`` for all our semantics.
+    """
+    if node.element is None:
+        return node.type
+    return BOUND_CODES.get(MODEL_VERSIONS.get(model, ""), {}).get(node.element, node.type)
+
 
 #: Primitive specialisations (FHIR R4 profiles of primitives).
 PRIMITIVE_PARENTS = {"code": "string", "id": "string", "markdown": "string", "url": "uri", "canonical": "uri",
@@ -65,18 +93,19 @@ def primitive_value(node: FhirNode) -> Any:
     return raw
 
 
-def _wrap(raw: Any, ext: Any, type_: str, path: str) -> FhirNode:
+def _wrap(raw: Any, ext: Any, type_: str, path: str, element: str | None = None) -> FhirNode:
     if type_ == "Resource" and isinstance(raw, dict):
         return resource(raw)
-    return FhirNode(type_, path, raw, ext)
+    return FhirNode(type_, path, raw, ext, element)
 
 
-def _many(raw: Any, ext: Any, type_: str, path: str) -> Any:
+def _many(raw: Any, ext: Any, type_: str, path: str, element: str | None = None) -> Any:
     if isinstance(raw, list) or isinstance(ext, list):
         values = raw if isinstance(raw, list) else [None] * len(ext)
         exts = ext if isinstance(ext, list) else [None] * len(values)
-        return [_wrap(v, e, type_, path) for v, e in zip(values, exts, strict=False) if v is not None or e is not None]
-    return _wrap(raw, ext, type_, path)
+        return [_wrap(v, e, type_, path, element) for v, e in zip(values, exts, strict=False)
+                if v is not None or e is not None]
+    return _wrap(raw, ext, type_, path, element)
 
 
 def child(node: FhirNode, name: str) -> Any:
@@ -133,4 +162,4 @@ def _child(node: FhirNode, name: str) -> Any:
         if name == "id" and "resourceType" in json:  # a resource id is a FHIR.id element; element ids are strings
             return FhirNode("id", "id", raw, ext)
         return raw
-    return _many(raw, ext, t, t)
+    return _many(raw, ext, t, t, key if t == "code" else None)

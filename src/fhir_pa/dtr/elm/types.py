@@ -71,16 +71,19 @@ class FhirNode:
 
     ``type`` is the FHIR type name (``Observation``, ``HumanName``, ``dateTime``, ``Encounter.Participant``),
     ``path`` the model path used to type child elements, ``json`` the raw JSON (a dict, or the primitive
-    value) and ``ext`` the primitive's ``_element`` companion (id/extension), if any.
+    value) and ``ext`` the primitive's ``_element`` companion (id/extension), if any. ``element`` is the defining
+    element path of a ``code`` (``Patient.gender``), kept so output can name the type as the reference model
+    does (``AdministrativeGender``, see ``fhir.type_label``); it never changes behaviour.
     """
 
-    __slots__ = ("_cache", "ext", "json", "path", "type")
+    __slots__ = ("_cache", "element", "ext", "json", "path", "type")
 
-    def __init__(self, type_: str, path: str, json: Any, ext: Any = None) -> None:
+    def __init__(self, type_: str, path: str, json: Any, ext: Any = None, element: str | None = None) -> None:
         self.type = type_
         self.path = path
         self.json = json
         self.ext = ext
+        self.element = element
         self._cache: dict[str, Any] | None = None
 
     @property

@@ -1,0 +1,1 @@
+"""Maintenance scripts for the ELM engine (not imported at run time)."""
