@@ -138,7 +138,7 @@ def check(
     if as_json:
         typer.echo(json.dumps(result_json(result), indent=2))
     else:
-        console = Console()
+        console = Console(width=max(Console().width, 140))
         if result.response is not None:
             render(result.response, result.decisions, console)
         else:
