@@ -49,7 +49,8 @@ class SandboxEhr:
 
     def __init__(self, store: MemoryFhirServer | None = None, *, clock: Any = time.time) -> None:
         self.store = store or MemoryFhirServer.from_bundle(json.loads(packaged_data("ehr/chart.json").read_text()),
-                                                           base_url=f"http://sandbox.local{EHR_PATH}")
+                                                           base_url=f"http://sandbox.local{EHR_PATH}",
+                                                           record_requests=False)
         self._clock = clock
         self._grants: dict[str, Grant] = {}
         self._lock = threading.Lock()

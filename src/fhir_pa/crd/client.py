@@ -229,7 +229,7 @@ class _CrdCore:
             problem = f"the CRD service answered HTTP {response.status_code}"
             result = _unanswered(hook, refs, problem, started, service=prepared.service.id, instance=instance,
                                  request_body=prepared.content)
-            return _with(result, response_body=response.content, prefetch_omitted=omitted, service_url=prepared.url,
+            return replace(result, response_body=response.content, prefetch_omitted=omitted, service_url=prepared.url,
                          status_code=response.status_code)
         parsed = parse_hook_response(response.content, source=f"{hook} response")
         decisions = coverage_decisions(parsed, expected)
@@ -239,10 +239,6 @@ class _CrdCore:
         return CrdResult(hook, prepared.service.id, instance, decisions, parsed.cards, True, None,
                          time.monotonic() - started, parsed, prepared.content, response.content, omitted,
                          prepared.url, response.status_code)
-
-
-def _with(result: CrdResult, **changes: Any) -> CrdResult:
-    return replace(result, **changes)
 
 
 def _problem(exc: BaseException) -> str:

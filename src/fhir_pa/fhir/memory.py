@@ -35,17 +35,19 @@ class MemoryFhirServer:
     """A FHIR R4 store in memory that answers reads and searches through :meth:`transport`.
 
     ``bearer`` switches on a token check: a string is the one accepted token, a callable decides per token.
-    ``requests`` records every request that reached the transport (for tests: "was this query ever sent?").
+    ``requests`` records every request that reached the transport (for tests: "was this query ever sent?");
+    ``record_requests=False`` turns that off for a long-running server, where the list would only grow.
     """
 
     def __init__(self, resources: Iterable[Mapping[str, Any]] = (), *, base_url: str = DEFAULT_BASE,
-                 bearer: str | TokenCheck | None = None) -> None:
+                 bearer: str | TokenCheck | None = None, record_requests: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self._base_path = httpx.URL(self.base_url).path.rstrip("/")
         self._resources: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._check: TokenCheck | None = (lambda token: token == bearer) if isinstance(bearer, str) else bearer
         self.requests: list[httpx.Request] = []
+        self._record = record_requests
         for index, resource in enumerate(resources):
             self.add(resource, path=f"resources[{index}]")
 
@@ -122,7 +124,8 @@ class MemoryFhirServer:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer one request (the MockTransport handler)."""
-        self.requests.append(request)
+        if self._record:
+            self.requests.append(request)
         if self._check is not None and not self._check(_bearer_token(request)):
             return _outcome(401, "login", "a valid bearer token is required",
                             headers={"WWW-Authenticate": 'Bearer realm="fhir"'})
