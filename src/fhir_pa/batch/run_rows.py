@@ -1,0 +1,104 @@
+"""A whole run's report rows, read from the ledger alone (every worker's orders, after any number of restarts)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from fhir_pa.batch.rows import BatchRow, Outcome
+from fhir_pa.errors import FhirPaError
+from fhir_pa.ledger.run_schema import workflow_steps
+from fhir_pa.ledger.runs import ItemState
+from fhir_pa.ledger.schema import requests
+from fhir_pa.ledger.store import Ledger, LedgerRecord, _record
+from fhir_pa.pas.decision import parse_response
+from fhir_pa.workflow.result import outcome_of_state
+
+_OUTCOMES = frozenset({"approved", "denied", "partial", "modified", "pended", "cancelled", "no-auth-needed",
+                       "needs-documentation", "error"})
+
+
+def _latest_requests(ledger: Ledger, payer: str) -> dict[str, LedgerRecord]:
+    """The newest request of each order's case at ``payer``, keyed by the original order id."""
+    with ledger.engine.connect() as conn:
+        rows = [_record(r) for r in conn.execute(select(requests).where(requests.c.payer == payer)
+                                                 .order_by(requests.c.created_at))]
+    by_id = {r.id: r for r in rows}
+    newest: dict[str, LedgerRecord] = {}
+    for record in rows:
+        root = by_id.get(record.case_id, record)
+        newest[root.order_id] = record
+    return newest
+
+
+def _crd_answers(ledger: Ledger, payer: str) -> dict[str, str | None]:
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(select(workflow_steps.c.order_id, workflow_steps.c.body)
+                            .where(workflow_steps.c.payer == payer, workflow_steps.c.step == "crd")
+                            .order_by(workflow_steps.c.id)).all()
+    found: dict[str, str | None] = {}
+    for order_id, body in rows:
+        try:
+            found[order_id] = json.loads(bytes(body)).get("pa_needed") if body is not None else None
+        except ValueError:
+            found[order_id] = None
+    return found
+
+
+def _documentation(ledger: Ledger, payer: str) -> dict[str, str]:
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(select(workflow_steps.c.order_id, workflow_steps.c.detail)
+                            .where(workflow_steps.c.payer == payer, workflow_steps.c.step == "dtr")
+                            .order_by(workflow_steps.c.id)).all()
+    found: dict[str, str] = {}
+    for order_id, detail in rows:
+        text = detail or ""
+        found[order_id] = "held" if "held" in text else "completed" if "completed" in text else "auto"
+    return found
+
+
+def _denials(record: LedgerRecord) -> tuple[str, ...]:
+    if record.state not in ("denied", "partial") or record.decision_body is None:
+        return ()
+    try:
+        decision = parse_response(record.decision_body, source="stored answer")
+    except FhirPaError:
+        return ()
+    return tuple(dict.fromkeys(code.display or code.code or "?" for item in decision.items
+                               if item.status.value == "denied" for code in item.reason_codes))
+
+
+def rows_for_run(ledger: Ledger, run_id: str, payer: str) -> list[BatchRow]:
+    items = ledger.runs.items(run_id)
+    latest = _latest_requests(ledger, payer)
+    crd = _crd_answers(ledger, payer)
+    docs = _documentation(ledger, payer)
+    return [_row(item, latest.get(item.order_id), crd.get(item.order_id), docs.get(item.order_id, "none"))
+            for item in items]
+
+
+def _row(item: ItemState, record: LedgerRecord | None, pa_needed: str | None, documentation: str) -> BatchRow:
+    outcome: Any
+    error_code, error = item.error_code, item.error
+    if item.status == "done" and item.outcome in _OUTCOMES:
+        outcome = item.outcome
+    elif record is not None and record.state not in ("prepared", "sending", "failed"):
+        outcome = outcome_of_state(record.state)
+    else:
+        outcome = "error"
+        error_code = error_code or "not-finished"
+        error = error or f"not finished (batch status {item.status})"
+    if record is not None and outcome not in ("error", "needs-documentation", "no-auth-needed"):
+        outcome = outcome_of_state(record.state)  # a notification may have come since the item was settled
+    typed: Outcome = outcome
+    return BatchRow(
+        order_id=item.order_id, outcome=typed,
+        urgency="expedited" if record is not None and record.urgency == "expedited" else "standard",
+        state=record.state if record else None, record_id=record.id if record else None,
+        preauth_ref=record.preauth_ref if record else None, submitted_at=record.submitted_at if record else None,
+        decided_at=record.decided_at if record else None, deadline_at=record.deadline_at if record else None,
+        channel=record.decision_channel if record else None, pa_needed=pa_needed, documentation=documentation,
+        denial_reasons=_denials(record) if record else (), error_code=error_code, error=error, worker=item.worker,
+        attempts=record.attempts if record else 0)
