@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from fhir_pa.pas.order import PriorAuthOrder, order_from_data
+from tests.postgres import ledger_url, postgres_server, postgres_url  # noqa: F401  - fixtures for every test
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures"

@@ -73,7 +73,7 @@ async def faults(request: Request) -> Response:
     state = state_of(request)
     if request.method == "POST":
         try:
-            state.faults.apply(await _json_body(request))
+            state.apply_faults(await _json_body(request))
         except KnobError as exc:
             return _problem(400, str(exc))
     return JSONResponse(state.faults.snapshot())

@@ -28,7 +28,9 @@
   ``POST /_sandbox/decide-pending``, ``POST /_sandbox/ehr-token``: test knobs (loopback only;
   :mod:`fhir_pa_sandbox.admin`, :mod:`fhir_pa_sandbox.knobs`)
 
-The app's lifespan starts and stops the scheduler thread that runs pended decisions and deliveries.
+The app's lifespan starts and stops the scheduler thread that runs pended decisions and deliveries. One
+middleware (:class:`fhir_pa_sandbox.guard.AnswerFaults`) delays or replaces the answers the fault knobs
+``slow_rate`` and ``error_after_rate`` picked, after the handler did its work.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -55,6 +58,7 @@ from fhir_pa_sandbox import (
 )
 from fhir_pa_sandbox.clients import ClientRegistry, load_clients
 from fhir_pa_sandbox.config import SandboxConfig
+from fhir_pa_sandbox.guard import AnswerFaults
 from fhir_pa_sandbox.outcome import refuse
 from fhir_pa_sandbox.rules import load_rules
 from fhir_pa_sandbox.state import SandboxState
@@ -112,6 +116,6 @@ def create_app(config: SandboxConfig | None = None, *, state: SandboxState | Non
         finally:
             sandbox.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AnswerFaults)])
     app.state.sandbox = sandbox
     return app

@@ -53,7 +53,7 @@ def sample_orders(count: int, *, prefix: str = "batch", seed: int = 1, crd_share
                   ) -> Iterator[dict[str, Any]]:
     """``count`` orders drawn from :data:`MIX` (repeatable for one ``seed``); ``crd_share`` of them carry an EHR
     part (CRD, DTR), the rest go straight to PAS."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - repeatable synthetic data, not security
     codes = list(MIX)
     weights = [MIX[c][1] for c in codes]
     for n in range(count):

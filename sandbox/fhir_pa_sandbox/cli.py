@@ -34,12 +34,17 @@ def sandbox(
                                                                    "packaged data/clients.json).")] = None,
     token_lifetime: Annotated[int, typer.Option("--token-lifetime", min=1,
                                                 help="Access token lifetime, seconds.")] = 300,
+    pend_delay_scale: Annotated[float, typer.Option(
+        "--pend-delay-scale", min=0.0,
+        help="Multiplies every pend rule's delay before the final decision (0.01: pended requests are decided "
+             "a hundred times sooner).")] = 1.0,
 ) -> None:
     """Serve the sandbox payer (SMART Backend Services + PAS Claim/$submit) until Ctrl-C."""
     if host not in ("127.0.0.1", "::1", "localhost"):
         typer.echo(f"fhir-pa: warning: listening on {host}, not loopback; the /_sandbox endpoints "
                    "still answer loopback callers only", err=True)
-    config = SandboxConfig(rules_path=rules, clients_path=clients, token_lifetime=token_lifetime)
+    config = SandboxConfig(rules_path=rules, clients_path=clients, token_lifetime=token_lifetime,
+                           pend_delay_scale=pend_delay_scale)
     server = SandboxServer(config, host=host, port=port, log_config=LOGGING_CONFIG, log_level="info")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(_ready)

@@ -50,7 +50,7 @@ class SandboxServer(AppServer):
 
     def set_faults(self, **knobs: Any) -> None:
         """Same as ``POST /_sandbox/faults`` with ``knobs`` as the JSON body."""
-        self.state.faults.apply(knobs)
+        self.state.apply_faults(knobs)
 
     def stopped(self) -> None:
         self.state.stop()  # the lifespan stops it too; this covers a forced exit

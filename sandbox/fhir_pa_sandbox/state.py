@@ -57,6 +57,18 @@ class SandboxState:
         self.crd_services = load_services()
         self.ehr = SandboxEhr(clock=self.config.clock)
 
+    def apply_faults(self, command: Any) -> None:
+        """Apply a fault command (:mod:`fhir_pa_sandbox.knobs`; :class:`~fhir_pa_sandbox.knobs.KnobError` if
+        malformed), including its one-off actions: ``expire_tokens`` ends every token issued so far."""
+        if self.faults.apply(command):
+            self.expire_tokens()
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far stops working now (counted in the stats)."""
+        expired = self.tokens.expire_all()
+        self.stats.count("token_expiries")
+        self.stats.count("tokens_expired", times=expired)
+
     def start(self) -> None:
         self.scheduler.start()
 

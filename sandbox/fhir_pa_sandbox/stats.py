@@ -15,6 +15,14 @@ answered 2xx; a duplicate counts twice), ``notifications_dropped`` (dropped by t
 ``crd_hook_instances`` (distinct hookInstance values seen, to prove each call used a fresh one). DTR:
 ``dtr_packages`` (``$questionnaire-package`` calls answered 200), ``dtr_next_questions`` (``$next-question`` rounds
 answered 200) and ``dtr_errors_logged`` (``$log-questionnaire-errors`` calls accepted).
+
+Fault knobs (:mod:`fhir_pa_sandbox.knobs`): ``faults_injected`` counts every call whose answer a knob decided
+(``fail_next``, ``garbage_next``, ``error_rate``, ``slow_rate``, ``error_after_rate``); of these,
+``answers_delayed`` were processed and answered late (``slow_rate``) and ``answers_replaced`` were processed
+and answered with a bare 500 (``error_after_rate``). ``token_expiries`` counts the times every token was made
+to expire (``expire_tokens``, ``token_expiry_every``) and ``tokens_expired`` the live tokens that ended so.
+``tokens_issued`` and ``token_requests_refused`` count the token endpoint's answers, so a test sees the client
+fetch a new token after an expiry.
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ _PER_ID = ("received", "decided", "duplicates", "rejected")
 _PER_ID_LATER = ("decided_later", "updates")
 _GLOBAL = ("decided_later", "notifications_sent", "notifications_dropped", "notifications_failed", "handshakes",
            "inquiries", "searches", "updates", "cancels", "subscriptions_created", "crd_discovery", "crd_hooks",
-           "crd_refused", "crd_ehr_reads", "dtr_packages", "dtr_next_questions", "dtr_errors_logged")
+           "crd_refused", "crd_ehr_reads", "dtr_packages", "dtr_next_questions", "dtr_errors_logged",
+           "answers_delayed", "answers_replaced", "token_expiries", "tokens_expired")
 
 
 class Stats:
@@ -38,12 +47,12 @@ class Stats:
         self._per_id: dict[str, Counter[str]] = {}
         self._hook_instances: set[str] = set()
 
-    def count(self, name: str, identifier: str | None = None) -> None:
-        """Add one to counter ``name``, overall and (when given) for one request identifier."""
+    def count(self, name: str, identifier: str | None = None, *, times: int = 1) -> None:
+        """Add one (or ``times``) to counter ``name``, overall and (when given) for one request identifier."""
         with self._lock:
-            self._totals[name] += 1
+            self._totals[name] += times
             if identifier is not None and (name in _PER_ID or name in _PER_ID_LATER):
-                self._per_id.setdefault(identifier, Counter())[name] += 1
+                self._per_id.setdefault(identifier, Counter())[name] += times
             elif identifier is not None and name == "crd_hooks":
                 self._hook_instances.add(identifier)
 

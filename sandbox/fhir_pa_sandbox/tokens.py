@@ -1,11 +1,12 @@
-"""Access tokens the sandbox has issued: opaque random strings, held in memory until they expire."""
+"""Access tokens the sandbox has issued: opaque random strings, held in memory until they expire (or a test
+knob, :meth:`TokenStore.expire_all`, ends them all early)."""
 
 from __future__ import annotations
 
 import secrets
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,15 @@ class TokenStore:
             self._tokens = {key: held for key, held in self._tokens.items() if held.expires_at > now}
             self._tokens[value] = token
         return value, token
+
+    def expire_all(self) -> int:
+        """Make every live token expire now (a test knob); how many did. Later tokens are unaffected."""
+        now = self._clock()
+        with self._lock:
+            live = [key for key, held in self._tokens.items() if held.expires_at > now]
+            for key in live:
+                self._tokens[key] = replace(self._tokens[key], expires_at=now)
+        return len(live)
 
     def check(self, value: str) -> AccessToken:
         """The live token ``value`` names, or :class:`TokenRejected` saying why not."""

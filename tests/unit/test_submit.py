@@ -172,3 +172,27 @@ async def test_async_client_behaves_the_same(payer: PayerConfig, ledger: Ledger,
     assert route.call_count == 2
     assert result.decision.status.value == "pended"
     assert ledger.get(result.record_id).state == "pended"
+
+
+@respx.mock
+def test_401_after_token_renewal_is_resent_not_rejected(payer: PayerConfig, ledger: Ledger,
+                                                        make_order: MakeOrder) -> None:
+    """A 401 means the payer did not process the request (its token expired again under load): resend, with the
+    same bytes, and never settle the order as rejected for good."""
+    answers = iter([httpx.Response(401), httpx.Response(401)])
+    route = respx.post(SUBMIT).mock(side_effect=lambda req: next(answers, None) or httpx.Response(
+        200, json=response_bundle(req.content)))
+    with PasClient(payer, ledger=ledger, auth=NoAuth()) as client:
+        result = client.submit(make_order())
+    assert result.decision.status.value == "approved"
+    assert len({call.request.content for call in route.calls}) == 1 and route.call_count == 3
+
+
+@respx.mock
+def test_401_on_every_attempt_leaves_the_order_resendable(payer: PayerConfig, ledger: Ledger,
+                                                          make_order: MakeOrder) -> None:
+    respx.post(SUBMIT).mock(return_value=httpx.Response(401))
+    with PasClient(payer, ledger=ledger, auth=NoAuth()) as client, pytest.raises(PayerUnavailable):
+        client.submit(make_order())
+    record = ledger.records()[0]
+    assert record.state == "failed" and record.attempts == 3

@@ -104,14 +104,14 @@ class BatchRunner:
         settings, runs = self.settings, self.ledger.runs
         busy = asyncio.Semaphore(settings.concurrency)
         tasks: set[asyncio.Task[None]] = set()
+        # A previous process under our name is gone (or we would not be starting): its claims are ours again.
+        runs.release(settings.run_id, settings.worker)
         renewing = asyncio.create_task(self._renew())
-        first = True  # the first claim takes back what a previous process under our name left claimed
         try:
             while True:
                 free = settings.concurrency - self._submitting
                 claimed: list[ClaimedItem] = runs.claim(settings.run_id, settings.worker, limit=free,
-                                                        lease=settings.lease, own=first) if free > 0 else []
-                first = False
+                                                        lease=settings.lease) if free > 0 else []
                 self.totals.claimed += len(claimed)
                 self._submitting += len(claimed)
                 for item in claimed:
@@ -119,7 +119,11 @@ class BatchRunner:
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 if not claimed and not tasks:
-                    return self.totals
+                    wait = runs.next_retry_in(settings.run_id)
+                    if wait is None:
+                        return self.totals
+                    await asyncio.sleep(min(max(wait, 0.05), settings.retry_after))  # a retry comes due
+                    continue
                 if not claimed or free - len(claimed) <= 0:
                     done, _ = await asyncio.wait(tasks, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
                     for finished in done:

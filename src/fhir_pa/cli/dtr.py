@@ -73,7 +73,7 @@ def populate_command(
 ) -> None:
     """Pre-populate every questionnaire of a DTR package for one patient; errors go to stderr, one per line."""
     from fhir_pa.dtr.elm import read_bundle
-    from fhir_pa.dtr.populate import populate, read_packages
+    from fhir_pa.dtr.prepopulate import populate, read_packages
 
     if version not in ("2.2", "2.0.1"):
         raise InputError("--version must be 2.2 or 2.0.1", path="--version")

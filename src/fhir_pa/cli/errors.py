@@ -42,7 +42,8 @@ def fail(error: FhirPaError) -> int:
 def run(app: typer.Typer) -> int:
     """Run ``app`` in standalone-off mode so library errors reach us rather than Click."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode Click catches Exit itself and returns its code: pass it on.
+        code = app(standalone_mode=False)
     except FhirPaError as exc:
         return fail(exc)
     except (ClickException, TyperException) as exc:
@@ -61,4 +62,4 @@ def run(app: typer.Typer) -> int:
     except KeyboardInterrupt:
         print("fhir-pa: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code if isinstance(code, int) else 0

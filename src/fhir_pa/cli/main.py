@@ -33,7 +33,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     keys_app = typer.Typer(help="Signing keys for SMART Backend Services and CDS Hooks.", no_args_is_help=True)
     root.add_typer(pas_app, name="pas")
     root.add_typer(keys_app, name="keys")
-    from fhir_pa.cli import amend, crd, crd_check, dtr, explain, keys, submit, track
+    from fhir_pa.cli import amend, batch, crd, crd_check, dtr, explain, keys, submit, track
 
     crd.register(root)
     crd_check.register(crd.crd_app)
@@ -43,6 +43,10 @@ def build_app(only: str | None = None) -> typer.Typer:
     submit.register(root)
     track.register(root)
     amend.register(root)
+    batch.register(root)
+    from fhir_pa.cli import metrics
+
+    metrics.register(root)
     _register_plugins(root)
     return root
 

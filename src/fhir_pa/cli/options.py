@@ -21,10 +21,11 @@ KeyFile = Annotated[Path, typer.Option("--key", envvar="FHIR_PA_KEY",
 TokenEndpoint = Annotated[str | None, typer.Option("--token-endpoint", envvar="FHIR_PA_TOKEN_ENDPOINT",
                                                    help="Token URL, when the payer has no SMART discovery.")]
 Scopes = Annotated[list[str] | None, typer.Option("--scope", help="Scope to request (repeatable).")]
-LedgerPath = Annotated[Path, typer.Option("--ledger", envvar="FHIR_PA_LEDGER", help="SQLite ledger file.")]
+LedgerPath = Annotated[str, typer.Option("--ledger", envvar="FHIR_PA_LEDGER",
+                                          help="Ledger: a SQLite file, or a database URL (postgresql+psycopg://...).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
-DEFAULT_LEDGER = DEFAULT_PATH
+DEFAULT_LEDGER = str(DEFAULT_PATH)
 
 
 def payer_config(payer: str, client_id: str, key: Path, token_endpoint: str | None,
@@ -33,12 +34,13 @@ def payer_config(payer: str, client_id: str, key: Path, token_endpoint: str | No
                        scopes=tuple(scopes) if scopes else PAS_SCOPES)
 
 
-def open_ledger(path: Path) -> Ledger:
-    return Ledger.at_path(path)
+def open_ledger(location: Path | str) -> Ledger:
+    """The ledger at a SQLite path or a database URL (``postgresql+psycopg://...``)."""
+    return Ledger.open(location)
 
 
 @contextmanager
-def pas_session(config: PayerConfig, ledger_path: Path) -> Iterator[tuple[PasClient, Ledger]]:
+def pas_session(config: PayerConfig, ledger_path: Path | str) -> Iterator[tuple[PasClient, Ledger]]:
     """A PAS client on the ledger at ``ledger_path``; both are closed on the way out."""
     store = open_ledger(ledger_path)
     try:

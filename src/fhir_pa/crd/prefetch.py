@@ -34,7 +34,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import fhirpathpy
 import httpx
@@ -415,6 +415,9 @@ class _Engine:
         self.result.queries[key] = query
         path, mark, _ = query.partition("?")
         segments = path.split("/")
+        known = self._known_by_id(query)
+        if known is not None:  # the resource was read already in this run: the same answer, one request fewer
+            return known
         response = yield from self._send(f"{self.base}/{query}")
         if not mark and len(segments) == 2:
             return self._read_answer(response, segments[0], segments[1])
@@ -427,6 +430,24 @@ class _Engine:
         if not isinstance(body, Mapping) or not isinstance(body.get("resourceType"), str):
             raise _KeyProblem(_failure(response, "a FHIR resource"))
         return body
+
+    def _known_by_id(self, query: str) -> dict[str, Any] | None:
+        """``Type?_id=x`` (nothing else but ``_count``) answered from a read of ``Type/x`` made earlier in this run,
+        as the searchset the server would send; None when the query is anything else or ``Type/x`` was not read."""
+        path, _, text = query.partition("?")
+        if "/" in path or path == "Coverage" or not text:
+            return None
+        params = parse_qsl(text, keep_blank_values=True)
+        ids = [value for name, value in params if name == "_id"]
+        if len(ids) != 1 or "," in ids[0] or any(name not in ("_id", "_count") for name, _ in params):
+            return None
+        key = f"{path}/{ids[0]}"
+        if key not in self.resolver.fetched:
+            return None
+        resource = self.resolver.fetched[key]
+        entries = [] if resource is None else [{"fullUrl": f"{self.base}/{key}", "resource": copy.deepcopy(
+            dict(resource)), "search": {"mode": "match"}}]
+        return {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
 
     def _fill(self, template: str) -> Generator[Action, httpx.Response | None, str | None]:
         parts: list[str] = []

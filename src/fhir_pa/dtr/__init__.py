@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         parameters_from_pended,
         read_package_response,
     )
-    from fhir_pa.dtr.populate import PopulateError, PopulateResult, PopulationIssue, populate, read_packages
+    from fhir_pa.dtr.prepopulate import PopulateError, PopulateResult, PopulationIssue, populate, read_packages
     from fhir_pa.dtr.response import check_qr_bundle, check_response, finish_response, qr_bundle
 
 #: Imported on first use: ``fhir-pa dtr eval`` needs the ELM engine, not the HTTP clients and PAS behind them.
@@ -51,9 +51,9 @@ _LAZY: dict[str, str] = {
     "IncompleteResponse": "fhir_pa.dtr.completion",
     "PackageCache": "fhir_pa.dtr.package",
     "PackageSet": "fhir_pa.dtr.package",
-    "PopulateError": "fhir_pa.dtr.populate",
-    "PopulateResult": "fhir_pa.dtr.populate",
-    "PopulationIssue": "fhir_pa.dtr.populate",
+    "PopulateError": "fhir_pa.dtr.prepopulate",
+    "PopulateResult": "fhir_pa.dtr.prepopulate",
+    "PopulationIssue": "fhir_pa.dtr.prepopulate",
     "QuestionnaireError": "fhir_pa.dtr.errors_log",
     "QuestionnairePackage": "fhir_pa.dtr.package",
     "adaptive_flow": "fhir_pa.dtr.adaptive",
@@ -71,11 +71,11 @@ _LAZY: dict[str, str] = {
     "package_parameters": "fhir_pa.dtr.package",
     "parameters_from_handoff": "fhir_pa.dtr.package",
     "parameters_from_pended": "fhir_pa.dtr.package",
-    "populate": "fhir_pa.dtr.populate",
+    "populate": "fhir_pa.dtr.prepopulate",
     "qr_bundle": "fhir_pa.dtr.response",
     "read_author": "fhir_pa.dtr.origin",
     "read_package_response": "fhir_pa.dtr.package",
-    "read_packages": "fhir_pa.dtr.populate",
+    "read_packages": "fhir_pa.dtr.prepopulate",
     "read_source": "fhir_pa.dtr.origin",
     "set_answers": "fhir_pa.dtr.editing",
     "record_from_exception": "fhir_pa.dtr.errors_log",

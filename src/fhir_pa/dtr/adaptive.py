@@ -20,7 +20,7 @@ import httpx
 from fhir_pa.dtr.completion import ensure_complete
 from fhir_pa.dtr.package import HEADERS, QuestionnairePackage, raise_for_outcome
 from fhir_pa.errors import InvalidResponse, Issue, PayerError
-from fhir_pa.fhir.flow import Flow, call
+from fhir_pa.fhir.flow import Flow, exchange
 from fhir_pa.pas.order import CRD_COVERAGE_INFORMATION
 
 Json = dict[str, Any]
@@ -153,7 +153,7 @@ def adaptive_flow(base: str, response: Mapping[str, Any], answer: Answer, *, ver
     warnings: list[Issue] = []
     for round_no in range(1, max_rounds + 1):
         body = json.dumps(next_question_parameters(current, version), separators=(",", ":")).encode("utf-8")
-        reply = yield from call(httpx.Request("POST", url, content=body, headers=HEADERS))
+        reply = yield from exchange(httpx.Request("POST", url, content=body, headers=HEADERS))
         returned = read_next_question(reply.status_code, reply.content)
         if returned.get("status") == "completed":
             return AdaptiveResult(returned, round_no, coverage_information(returned), tuple(warnings))

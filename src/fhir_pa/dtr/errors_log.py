@@ -17,7 +17,7 @@ import httpx
 from fhir_pa.dtr.elm.errors import ElmError
 from fhir_pa.dtr.package import HEADERS, raise_for_outcome
 from fhir_pa.errors import FhirPaError, InputError
-from fhir_pa.fhir.flow import Flow, call
+from fhir_pa.fhir.flow import Flow, exchange
 
 Json = dict[str, Any]
 MAX_MESSAGE = 500
@@ -90,7 +90,7 @@ def log_errors_flow(payer_base: str, questionnaires: Sequence[str],
     """POST the error log; returns the payer's status. A rejection raises :class:`PayerRejected`."""
     all_outcomes = [*outcomes, *([error_outcome(errors)] if errors else [])]
     body = json.dumps(log_errors_parameters(questionnaires, all_outcomes), separators=(",", ":")).encode("utf-8")
-    response = yield from call(httpx.Request("POST", log_errors_url(payer_base), content=body, headers=HEADERS))
+    response = yield from exchange(httpx.Request("POST", log_errors_url(payer_base), content=body, headers=HEADERS))
     raise_for_outcome(response.status_code, response.content, "$log-questionnaire-errors")
     return response.status_code
 

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 
 from fhir_pa.crd.handoff import DtrHandoff
-from fhir_pa.errors import InputError, InvalidResponse, Issue, PayerRejected, ProfileError
-from fhir_pa.fhir.flow import Flow, call
+from fhir_pa.errors import InputError, InvalidResponse, Issue, PayerRejected, PayerUnavailable, ProfileError
+from fhir_pa.fhir.flow import Flow, exchange
 from fhir_pa.fhir.outcome import outcome_issues, parse_outcome
 from fhir_pa.pas.decision_types import PasDecision
 
@@ -284,7 +284,10 @@ def _json(status: int, body: bytes, what: str) -> Any:
 
 
 def raise_for_outcome(status: int, body: bytes, what: str) -> None:
-    """A 4xx/5xx or a bare OperationOutcome becomes :class:`PayerRejected` naming the payer's first issue."""
+    """A 5xx or 429 becomes :class:`PayerUnavailable` (try again later); a 4xx or a bare OperationOutcome with errors
+    :class:`PayerRejected` naming the payer's first issue."""
+    if status >= 500 or status == 429:
+        raise PayerUnavailable(status, 1)
     outcome = parse_outcome(body)
     if status >= 400 or (outcome is not None and any(
             i.severity in ("error", "fatal") for i in outcome_issues(outcome))):
@@ -428,10 +431,10 @@ def package_flow(payer_base: str, parameters: Mapping[str, Any], *, cache: Packa
         if since is not None:
             send = with_changedsince(parameters, since)
     body = json.dumps(send, separators=(",", ":")).encode("utf-8")
-    response = yield from call(httpx.Request("POST", package_url(payer_base), content=body, headers=HEADERS))
+    response = yield from exchange(httpx.Request("POST", package_url(payer_base), content=body, headers=HEADERS))
     if fallback and response.status_code in (404, 405):
         system_url = f"{payer_base.rstrip('/')}/$questionnaire-package"
-        response = yield from call(httpx.Request("POST", system_url, content=body, headers=HEADERS))
+        response = yield from exchange(httpx.Request("POST", system_url, content=body, headers=HEADERS))
     result = read_package_response(response.status_code, response.content)
     return cache.put(payer_base, send, result) if cache is not None else result
 

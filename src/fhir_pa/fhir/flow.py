@@ -16,6 +16,8 @@ from typing import TypeVar
 
 import httpx
 
+from fhir_pa.errors import TransportError
+
 T = TypeVar("T")
 
 
@@ -84,3 +86,14 @@ def call(request: httpx.Request) -> Generator[Action, httpx.Response | None, htt
     if response is None:  # pragma: no cover - the runners always send a response back for a Call
         raise RuntimeError("flow runner returned no response to a Call")
     return response
+
+
+def exchange(request: httpx.Request) -> Generator[Action, httpx.Response | None, httpx.Response]:
+    """Like :func:`call`, for flows that do not handle transport failures themselves: one becomes the typed
+    :class:`~fhir_pa.errors.TransportError` (naming the host and path, never the query, which may hold ids)."""
+    try:
+        return (yield from call(request))
+    except httpx.TransportError as exc:
+        url = request.url
+        raise TransportError(f"no answer from {url.scheme}://{url.host}{url.path} ({type(exc).__name__})"
+                             ) from None

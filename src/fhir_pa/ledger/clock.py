@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import overload
 
 LIMITS = {"expedited": timedelta(hours=72), "standard": timedelta(days=7)}
 
@@ -22,3 +23,14 @@ def describe(remaining: timedelta) -> str:
     minutes = rest // 60
     text = f"{days}d {hours}h" if days else (f"{hours}h {minutes}m" if hours else f"{minutes}m")
     return f"overdue {text}" if overdue else f"{text} left"
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """A stored time as aware UTC: SQLite hands times back naive (we store UTC), PostgreSQL in the session's zone."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

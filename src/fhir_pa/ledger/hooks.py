@@ -4,11 +4,12 @@ heard in time. Reached as ``ledger.hooks``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select
 
+from fhir_pa.ledger.clock import as_utc
 from fhir_pa.ledger.schema import hook_calls
 
 if TYPE_CHECKING:
@@ -50,12 +51,11 @@ class HookLog:
         query = select(hook_calls).order_by(hook_calls.c.id)
         if hook_instance is not None:
             query = query.where(hook_calls.c.hook_instance == hook_instance)
-        with self._ledger.engine.connect() as conn:
+        with self._ledger._read() as conn:
             rows = conn.execute(query).all()
         return [HookCall(id=r.id, hook=r.hook, hook_instance=r.hook_instance, service_url=r.service_url,
                          patient_id=r.patient_id,
-                         started_at=r.started_at.replace(tzinfo=UTC) if r.started_at.tzinfo is None
-                         else r.started_at, elapsed_ms=r.elapsed_ms, status_code=r.status_code,
+                         started_at=as_utc(r.started_at), elapsed_ms=r.elapsed_ms, status_code=r.status_code,
                          answered=bool(r.answered), problem=r.problem,
                          request_body=bytes(r.request_body) if r.request_body is not None else None,
                          response_body=bytes(r.response_body) if r.response_body is not None else None)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select, update
 
+from fhir_pa.ledger.clock import as_utc
 from fhir_pa.ledger.schema import notifications
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class NotificationLog:
                             else notifications.c.subscription.is_(None))
         if focus is not None:
             query = query.where(notifications.c.focus == focus)
-        with self._ledger.engine.connect() as conn:
+        with self._ledger._read() as conn:
             return conn.execute(query.limit(1)).first() is not None
 
     def unprocessed(self) -> list[StoredNotification]:
@@ -77,9 +78,9 @@ class NotificationLog:
         return self._select(condition)
 
     def _select(self, condition: object) -> list[StoredNotification]:
-        with self._ledger.engine.connect() as conn:
+        with self._ledger._read() as conn:
             rows = conn.execute(select(notifications).where(condition).order_by(notifications.c.id)).all()  # type: ignore[arg-type]
         return [StoredNotification(
-            id=r.id, received_at=r.received_at, body=bytes(r.body), subscription=r.subscription, type=r.type,
+            id=r.id, received_at=as_utc(r.received_at), body=bytes(r.body), subscription=r.subscription, type=r.type,
             event_number=r.event_number, focus=r.focus, request_id=r.request_id, outcome=r.outcome,
             detail=r.detail) for r in rows]

@@ -3,8 +3,8 @@
 A claim is one ``UPDATE ... WHERE key IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`` statement: on PostgreSQL
 concurrent workers skip each other's rows, on SQLite the single statement is atomic. A claim is a lease; a live
 worker renews its leases, so only the orders of a worker that died (or stopped renewing) are taken over once the
-lease runs out. A worker restarted under the same name takes its own orders back at once. Reached as
-``ledger.runs``.
+lease runs out. A worker restarted under the same name releases its old claims first, taking them back at once.
+Reached as ``ledger.runs``.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class BatchBook:
         with self._ledger._tx() as conn:
             created = conn.execute(dialect_insert(batch_runs).values(
                 id=run_id, payer=payer, source=source, source_sha256=digest, orders=len(items), created_at=now,
-            ).on_conflict_do_nothing()).rowcount == 1
+            ).on_conflict_do_nothing().returning(batch_runs.c.id)).first() is not None
             if created:
                 for start in range(0, len(items), _CHUNK):
                     conn.execute(insert(batch_items), [
@@ -111,19 +111,14 @@ class BatchBook:
         return RunInfo(id=row.id, payer=row.payer, source=row.source, source_sha256=row.source_sha256,
                        orders=row.orders, created_at=_utc(row.created_at) or now, created=created)
 
-    def claim(self, run_id: str, worker: str, *, limit: int, lease: float, own: bool = False) -> list[ClaimedItem]:
-        """Claim up to ``limit`` open orders (in input order) for ``worker``, leased for ``lease`` seconds.
-
-        ``own`` also takes back the orders ``worker`` itself holds: right after a restart (the previous process
-        under this name is gone), never while this worker is running them.
-        """
+    def claim(self, run_id: str, worker: str, *, limit: int, lease: float) -> list[ClaimedItem]:
+        """Claim up to ``limit`` open orders (in input order) for ``worker``, leased for ``lease`` seconds: never,
+        unexpired, another worker's (a restarted worker first :meth:`release` s what its name still holds)."""
         now = datetime.now(UTC)
-        taken_over = batch_items.c.lease_until < now
         claimable = or_(
             and_(batch_items.c.status.in_(_OPEN),
                  or_(batch_items.c.not_before.is_(None), batch_items.c.not_before <= now)),
-            and_(batch_items.c.status == "claimed",
-                 or_(batch_items.c.worker == worker, taken_over) if own else taken_over))
+            and_(batch_items.c.status == "claimed", batch_items.c.lease_until < now))
         chosen = (select(batch_items.c.order_id).where(batch_items.c.run_id == run_id, claimable)
                   .order_by(batch_items.c.position).limit(limit).with_for_update(skip_locked=True))
         with self._ledger._tx() as conn:
@@ -172,6 +167,14 @@ class BatchBook:
             return int(conn.execute(update(batch_items).where(
                 batch_items.c.run_id == run_id, batch_items.c.worker == worker, batch_items.c.status == "claimed",
             ).values(status="pending", lease_until=None)).rowcount)
+
+    def next_retry_in(self, run_id: str) -> float | None:
+        """Seconds until the earliest order waiting to be retried comes due (None: no order is waiting)."""
+        with self._ledger.engine.connect() as conn:
+            due = conn.execute(select(func.min(batch_items.c.not_before)).where(
+                batch_items.c.run_id == run_id, batch_items.c.status == "retry")).scalar()
+        when = _utc(due)
+        return None if when is None else (when - datetime.now(UTC)).total_seconds()
 
     def counts(self, run_id: str) -> dict[str, int]:
         with self._ledger.engine.connect() as conn:

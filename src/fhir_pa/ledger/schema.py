@@ -1,8 +1,14 @@
-"""Ledger tables (SQLAlchemy Core, so the same schema runs on SQLite and, later, PostgreSQL)."""
+"""Ledger tables (SQLAlchemy Core, so the same schema runs on SQLite and PostgreSQL).
+
+PostgreSQL holds columns to their declared types where SQLite stores anything: what a payer sends (ids,
+references, headers, codes) is therefore ``Text``, not a bounded ``String``, and event numbers, which payers count
+as integer64, are ``BigInteger``. On SQLite both declare the same column affinity as before.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
@@ -32,8 +38,8 @@ requests = Table(
     Column("submitted_at", DateTime(timezone=True)),
     Column("decided_at", DateTime(timezone=True)),
     Column("deadline_at", DateTime(timezone=True)),
-    Column("preauth_ref", String(200)),
-    Column("claim_response_id", String(200)),
+    Column("preauth_ref", Text),
+    Column("claim_response_id", Text),
     Column("attempts", Integer, nullable=False, default=0),
     Column("error_code", String(50)),
     Column("error", Text),
@@ -48,7 +54,7 @@ requests = Table(
     Column("decision_body", LargeBinary),
     Column("decision_channel", String(30)),
     #: Out-of-order protection: the newest notification event applied, and from which subscription.
-    Column("last_event_number", Integer),
+    Column("last_event_number", BigInteger),
     Column("last_event_source", String(500)),
     #: When we last heard anything about this request (notification or poll), and when to poll next.
     Column("last_heard_at", DateTime(timezone=True)),
@@ -72,7 +78,7 @@ exchanges = Table(
     #: ``sent`` (a response came back), ``not-sent`` (no connection was made), ``unknown`` (sent, no answer)
     Column("delivery", String(20), nullable=False),
     Column("status_code", Integer),
-    Column("content_type", String(200)),
+    Column("content_type", Text),
     Column("response_body", LargeBinary),
     Column("error", Text),
 )
@@ -97,8 +103,8 @@ notifications = Table(
     Column("body", LargeBinary, nullable=False),
     Column("subscription", String(500)),
     Column("type", String(30)),
-    Column("event_number", Integer),
-    Column("focus", String(500)),
+    Column("event_number", BigInteger),
+    Column("focus", Text),
     Column("request_id", String(36)),
     #: None until processed; then applied, unchanged, stale, duplicate, unmatched, handshake, heartbeat, invalid.
     Column("outcome", String(20)),
@@ -112,17 +118,17 @@ subscriptions = Table(
     Column("id", String(36), primary_key=True),
     Column("payer", String(500), nullable=False),
     Column("sending_system_id", String(200), nullable=False),
-    Column("remote_id", String(200)),
-    Column("remote_url", String(1000)),
+    Column("remote_id", Text),
+    Column("remote_url", Text),
     Column("endpoint", String(1000), nullable=False),
-    Column("status", String(20), nullable=False),
+    Column("status", Text, nullable=False),
     Column("token_sha256", String(64), nullable=False),
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("checked_at", DateTime(timezone=True)),
     Column("last_notification_at", DateTime(timezone=True)),
-    Column("last_event_number", Integer),
+    Column("last_event_number", BigInteger),
     UniqueConstraint("payer", "sending_system_id", name="uq_subscriptions_payer_system"),
 )
 

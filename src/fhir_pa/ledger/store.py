@@ -1,8 +1,8 @@
 """The ledger: a durable record of every prior-auth request, the exact bytes exchanged, and its history.
 
 The request body is stored *before* the first send, so a crash at any point leaves enough to resend the
-very same bytes (same identifiers) and never a second, different request. SQLite by default; any SQLAlchemy
-URL works for the schema.
+very same bytes (same identifiers) and never a second, different request. SQLite by default, or PostgreSQL
+when several processes share one ledger (``postgresql+psycopg://...``); see :mod:`fhir_pa.ledger.engine`.
 """
 
 from __future__ import annotations
@@ -17,16 +17,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, or_, select, update
+from sqlalchemy import Connection, Engine, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from fhir_pa.errors import LedgerError
 from fhir_pa.ledger import clock
+from fhir_pa.ledger.engine import create_schema, describe, open_engine
 from fhir_pa.ledger.hooks import HookLog
 from fhir_pa.ledger.notifications import NotificationLog
+from fhir_pa.ledger.runs import BatchBook
 from fhir_pa.ledger.schema import events, exchanges, metadata, requests
+from fhir_pa.ledger.steps import StepLog
 from fhir_pa.ledger.subscriptions import SubscriptionBook
-from fhir_pa.ledger.upgrade import add_missing_columns
 
 #: States in which the payer has given its final word (or refused the request for good).
 FINAL_STATES = frozenset({"approved", "denied", "partial", "modified", "cancelled", "error", "rejected"})
@@ -36,10 +39,7 @@ RESENDABLE_STATES = frozenset({"prepared", "sending", "failed", "invalid-respons
 DEFAULT_PATH = Path(".fhir-pa") / "ledger.sqlite"
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+_utc = clock.as_utc
 
 
 def now_utc() -> datetime:
@@ -150,27 +150,41 @@ class Ledger:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
         try:
-            self.engine: Engine = create_engine(url, future=True)
-            if self.engine.dialect.name == "sqlite":
-                event.listen(self.engine, "connect", _sqlite_pragmas)
-            metadata.create_all(self.engine)
-            add_missing_columns(self.engine, metadata)
+            self.engine: Engine = open_engine(url)
+            create_schema(self.engine, metadata)
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot open the ledger at {self._where()}: {type(exc).__name__}") from None
+        except ImportError as exc:
+            raise LedgerError(f"cannot open the ledger at {self._where()}: its database driver is missing "
+                              f"({exc.name}; for PostgreSQL install fhir-pa[postgres])") from None
         self._lock = threading.Lock()
         self.notifications = NotificationLog(self)
         self.subscriptions = SubscriptionBook(self)
         self.hooks = HookLog(self)
+        self.steps = StepLog(self)
+        self.runs = BatchBook(self)
 
     def _where(self) -> str:
-        return self.url.split("@")[-1]  # never print credentials of a database URL
+        return describe(self.url)  # never the credentials of a database URL
 
     @classmethod
     def at_path(cls, path: str | Path) -> Ledger:
         return cls(sqlite_url(path))
 
+    @classmethod
+    def open(cls, location: str | Path) -> Ledger:
+        """A ledger at a database URL (``postgresql+psycopg://...``, ``sqlite:///...``) or a SQLite file path."""
+        text = str(location)
+        return cls(text) if "://" in text else cls.at_path(text)
+
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -181,6 +195,15 @@ class Ledger:
             raise
         except SQLAlchemyError as exc:
             raise LedgerError(f"ledger write failed at {self._where()}: {type(exc).__name__}") from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A connection for reading; a database gone away (a server, unlike a file, can) is a LedgerError too."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"ledger read failed at {self._where()}: {type(exc).__name__}") from None
 
     # -- writing --------------------------------------------------------------------------------------
 
@@ -197,20 +220,23 @@ class Ledger:
             return existing
         now = now_utc()
         record_id = str(uuid.uuid4())
+        row = {"id": record_id, "order_id": order_id, "payer": payer, "bundle_identifier": bundle_identifier,
+               "claim_identifier": claim_identifier, "urgency": urgency, "state": "prepared", "created_at": now,
+               "attempts": 0, "request_body": body, "request_sha256": hashlib.sha256(body).hexdigest(), "kind": kind,
+               "prior_id": prior.id if prior else None, "root_id": prior.case_id if prior else None, "polls": 0}
         try:
             with self._tx() as conn:
-                conn.execute(insert(requests).values(
-                    id=record_id, order_id=order_id, payer=payer, bundle_identifier=bundle_identifier,
-                    claim_identifier=claim_identifier, urgency=urgency, state="prepared", created_at=now,
-                    attempts=0, request_body=body, request_sha256=hashlib.sha256(body).hexdigest(), kind=kind,
-                    prior_id=prior.id if prior else None, root_id=prior.case_id if prior else None, polls=0))
-                conn.execute(insert(events).values(request_id=record_id, at=now, state="prepared", detail=None))
-        except IntegrityError:
-            found = self.find(payer=payer, order_id=order_id)
-            if found is None:
-                raise LedgerError("ledger refused a new request record (identifier already used)") from None
-            return found
-        return self.get(record_id)
+                inserted = _insert_request(conn, row)
+                if inserted:
+                    conn.execute(insert(events).values(request_id=record_id, at=now, state="prepared", detail=None))
+        except IntegrityError:  # rolled back by now, so the lookup below runs in a fresh transaction
+            inserted = False
+        if inserted:
+            return self.get(record_id)
+        found = self.find(payer=payer, order_id=order_id)
+        if found is None:
+            raise LedgerError("ledger refused a new request record (identifier already used)")
+        return found
 
     def record_exchange(self, record_id: str, *, kind: str, url: str, body: bytes, started_at: datetime,
                         delivery: str, status_code: int | None = None, content_type: str | None = None,
@@ -223,7 +249,7 @@ class Ledger:
                 started_at=started_at, finished_at=finished, delivery=delivery, status_code=status_code,
                 content_type=content_type, response_body=response_body, error=error))
             row = conn.execute(select(requests.c.attempts, requests.c.submitted_at, requests.c.urgency)
-                               .where(requests.c.id == record_id)).one()
+                               .where(requests.c.id == record_id).with_for_update(key_share=True)).one()
             values: dict[str, Any] = {"attempts": row.attempts + 1} if kind == "submit" else {}
             if delivery == "sent" and row.submitted_at is None:
                 values["submitted_at"] = started_at
@@ -262,8 +288,9 @@ class Ledger:
         transaction, so a receiver and a poller racing on the same request cannot regress it.
         """
         now = now_utc()
-        with self._tx() as conn:
-            row = conn.execute(select(requests).where(requests.c.id == record_id)).first()
+        with self._tx() as conn:  # the row stays locked to commit: a racing writer decides on what we wrote
+            row = conn.execute(select(requests).where(requests.c.id == record_id)
+                               .with_for_update(key_share=True)).first()
             if row is None:
                 raise LedgerError(f"no request {record_id!r} in the ledger")
             m = row._mapping
@@ -304,14 +331,14 @@ class Ledger:
     # -- reading --------------------------------------------------------------------------------------
 
     def get(self, record_id: str) -> LedgerRecord:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(select(requests).where(requests.c.id == record_id)).first()
         if row is None:
             raise LedgerError(f"no request {record_id!r} in the ledger")
         return _record(row)
 
     def find(self, *, payer: str, order_id: str) -> LedgerRecord | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(select(requests).where(requests.c.payer == payer,
                                                       requests.c.order_id == order_id)).first()
         return _record(row) if row is not None else None
@@ -338,7 +365,7 @@ class Ledger:
         query = select(requests).where(or_(*conditions))
         if payer is not None:
             query = query.where(requests.c.payer == payer)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query.order_by(requests.c.created_at)).all()
         if not rows:
             return None
@@ -346,7 +373,7 @@ class Ledger:
 
     def latest_in_case(self, case_id: str) -> LedgerRecord:
         """The newest request (original, update or cancel) of one prior authorization."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(select(requests).where(or_(requests.c.id == case_id, requests.c.root_id == case_id))
                                .order_by(requests.c.created_at.desc()).limit(1)).first()
         if row is None:
@@ -355,7 +382,7 @@ class Ledger:
 
     def lookup(self, key: str) -> LedgerRecord:
         """A request by record id, or by order id (the newest request of that order's case)."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(select(requests).where(or_(requests.c.id == key, requests.c.order_id == key))
                                .order_by(requests.c.created_at.desc()).limit(1)).first()
         if row is None:
@@ -368,11 +395,11 @@ class Ledger:
             query = query.where(requests.c.state.in_(list(states)))
         if limit:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_record(row) for row in conn.execute(query)]
 
     def exchanges(self, record_id: str) -> list[Exchange]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(exchanges).where(exchanges.c.request_id == record_id)
                                 .order_by(exchanges.c.id)).all()
         return [Exchange(kind=r.kind, url=r.url, request_sha256=r.request_sha256,
@@ -382,14 +409,21 @@ class Ledger:
                          error=r.error) for r in rows]
 
     def history(self, record_id: str) -> list[Event]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(events).where(events.c.request_id == record_id).order_by(events.c.id)).all()
         return [Event(at=_utc(r.at) or now_utc(), state=r.state, detail=r.detail) for r in rows]
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _insert_request(conn: Connection, row: dict[str, Any]) -> bool:
+    """Insert a request row unless its (payer, order) is already recorded; True when this call inserted it.
+
+    On PostgreSQL an insert racing another process's for the same order waits for that transaction, then does
+    nothing instead of failing (a failed statement would abort ours); SQLite, one writer at a time, raises
+    IntegrityError, as it always did.
+    """
+    if conn.dialect.name == "postgresql":
+        statement = (pg_insert(requests).values(**row).on_conflict_do_nothing(constraint="uq_requests_payer_order")
+                     .returning(requests.c.id))  # a row back when inserted (rowcount is not reliable here)
+        return conn.execute(statement).first() is not None
+    conn.execute(insert(requests).values(**row))
+    return True

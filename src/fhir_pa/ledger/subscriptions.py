@@ -10,11 +10,12 @@ import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
+from fhir_pa.ledger.clock import as_utc
 from fhir_pa.ledger.schema import subscriptions
 
 if TYPE_CHECKING:
@@ -46,9 +47,9 @@ class SubscriptionRecord:
 def _record(row: Any) -> SubscriptionRecord:
     m = row._mapping
     values = {key: m[key] for key in SubscriptionRecord.__dataclass_fields__}
-    for key, value in values.items():  # SQLite hands back naive datetimes; we store UTC
+    for key, value in values.items():
         if isinstance(value, datetime):
-            values[key] = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            values[key] = as_utc(value)
     return SubscriptionRecord(**values)
 
 
@@ -59,19 +60,19 @@ class SubscriptionBook:
         self._ledger = ledger
 
     def get(self, payer: str, sending_system_id: str) -> SubscriptionRecord | None:
-        with self._ledger.engine.connect() as conn:
+        with self._ledger._read() as conn:
             row = conn.execute(select(subscriptions).where(subscriptions.c.payer == payer,
                                                            subscriptions.c.sending_system_id == sending_system_id)
                                ).first()
         return _record(row) if row is not None else None
 
     def by_id(self, record_id: str) -> SubscriptionRecord | None:
-        with self._ledger.engine.connect() as conn:
+        with self._ledger._read() as conn:
             row = conn.execute(select(subscriptions).where(subscriptions.c.id == record_id)).first()
         return _record(row) if row is not None else None
 
     def all(self) -> list[SubscriptionRecord]:
-        with self._ledger.engine.connect() as conn:
+        with self._ledger._read() as conn:
             return [_record(r) for r in conn.execute(select(subscriptions).order_by(subscriptions.c.created_at))]
 
     def save(self, *, payer: str, sending_system_id: str, endpoint: str, status: str, token: str | None,

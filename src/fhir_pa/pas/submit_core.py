@@ -137,7 +137,9 @@ class SubmitCore:
                                   preauth_ref=decision.preauth_ref, claim_response_id=decision.claim_response_id,
                                   decision_body=body, channel="submit")
             return decision
-        if status in RETRYABLE_STATUS:
+        if status in RETRYABLE_STATUS or status == 401:
+            # A 401 means the payer did not process the request: our token expired again between its renewal and
+            # this send (a payer rotating tokens under load). Resending with a fresh token is safe; giving up is not.
             return None
         outcome = parse_outcome(body)
         error = PayerRejected(status, outcome, outcome_issues(outcome) if outcome else ())

@@ -19,7 +19,7 @@ import httpx
 
 from fhir_pa.config import PayerConfig
 from fhir_pa.errors import ConfigurationError, InvalidResponse, PayerRejected
-from fhir_pa.fhir.flow import Flow, Wait, call
+from fhir_pa.fhir.flow import Flow, Wait, exchange
 from fhir_pa.fhir.outcome import outcome_issues, parse_outcome
 from fhir_pa.ledger.store import Ledger, now_utc
 from fhir_pa.ledger.subscriptions import SubscriptionRecord
@@ -86,7 +86,7 @@ def create_subscription(payer: PayerConfig, ledger: Ledger) -> Flow[Subscription
                               at=now_utc())
     body = build_subscription(settings, sending_system_id=system_id, header_token=token)
     sent_at = now_utc()
-    response = yield from call(httpx.Request("POST", f"{payer.base}/Subscription", headers=_HEADERS,
+    response = yield from exchange(httpx.Request("POST", f"{payer.base}/Subscription", headers=_HEADERS,
                                              content=json.dumps(body).encode("utf-8")))
     if response.status_code >= 300:
         ledger.subscriptions.save(payer=payer.base, sending_system_id=system_id, endpoint=settings.endpoint,
@@ -115,7 +115,7 @@ def rerequest_subscription(payer: PayerConfig, ledger: Ledger, record: Subscript
     body = {**build_subscription(settings, sending_system_id=record.sending_system_id, header_token=token),
             "id": record.remote_id}
     sent_at = now_utc()
-    response = yield from call(httpx.Request("PUT", f"{payer.base}/Subscription/{record.remote_id}",
+    response = yield from exchange(httpx.Request("PUT", f"{payer.base}/Subscription/{record.remote_id}",
                                              headers=_HEADERS, content=json.dumps(body).encode("utf-8")))
     if response.status_code == 404:
         return (yield from create_subscription(payer, ledger))
@@ -132,7 +132,7 @@ def rerequest_subscription(payer: PayerConfig, ledger: Ledger, record: Subscript
 
 def read_status(payer: PayerConfig, ledger: Ledger, record: SubscriptionRecord) -> Flow[SubscriptionRecord | None]:
     """GET our Subscription and record the status the payer gives it; None when the payer no longer has it."""
-    response = yield from call(httpx.Request("GET", f"{payer.base}/Subscription/{record.remote_id}",
+    response = yield from exchange(httpx.Request("GET", f"{payer.base}/Subscription/{record.remote_id}",
                                              headers={"Accept": FHIR_JSON}))
     if response.status_code in (404, 410):
         return None

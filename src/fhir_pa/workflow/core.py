@@ -23,9 +23,17 @@ from fhir_pa.dtr.attach import attach_documentation
 from fhir_pa.dtr.completion import completion_issues
 from fhir_pa.dtr.origin import read_source
 from fhir_pa.dtr.package import QuestionnairePackage
-from fhir_pa.dtr.populate import populate
+from fhir_pa.dtr.prepopulate import populate
 from fhir_pa.dtr.response import finish_response, qr_bundle
-from fhir_pa.errors import FhirPaError, InputError, Issue, LedgerError, PayerUnavailable, TransportError
+from fhir_pa.errors import (
+    FhirPaError,
+    InputError,
+    Issue,
+    LedgerError,
+    PayerRejected,
+    PayerUnavailable,
+    TransportError,
+)
 from fhir_pa.fhir.flow import Call, Flow
 from fhir_pa.ledger.store import Ledger, LedgerRecord
 from fhir_pa.pas import codes
@@ -45,6 +53,11 @@ CHART_TYPES = ("Condition", "Observation", "Procedure", "MedicationRequest", "Co
 _SYSTEMS = {"cpt": codes.CPT, "hcpcs": codes.HCPCS}
 #: Errors after which trying the same order again later may succeed (the payer or network was down).
 TRANSIENT = (PayerUnavailable, TransportError, LedgerError)
+
+
+def is_transient(exc: FhirPaError) -> bool:
+    """True when the same order may succeed later: an outage, not a refusal of the order itself."""
+    return isinstance(exc, TRANSIENT) or (isinstance(exc, PayerRejected) and exc.status in (401, 408, 429))
 
 
 @dataclass(frozen=True)
@@ -306,7 +319,7 @@ class WorkflowCore:
     def track_failed(self, result: WorkflowResult, exc: FhirPaError) -> WorkflowResult:
         """Tracking stopped on an error: the request stays pended in the ledger (a later run tracks it on)."""
         self.step(result.order_id, "track", "error", detail=exc.one_line())
-        return replace(result, error_code=exc.code, error=exc.one_line(), transient=isinstance(exc, TRANSIENT))
+        return replace(result, error_code=exc.code, error=exc.one_line(), transient=is_transient(exc))
 
     def failed(self, item: WorkflowOrder, exc: FhirPaError, *, crd: CrdOutcome | None,
                forms: list[FormOutcome]) -> WorkflowResult:
@@ -315,7 +328,7 @@ class WorkflowCore:
         return WorkflowResult(order_id=item.order_id, outcome="error", urgency=item.order.urgency, record=record,
                               pa_needed=crd.pa_needed if crd else None, crd_answered=crd.answered if crd else None,
                               forms=tuple(forms), error_code=exc.code, error=exc.one_line(),
-                              transient=isinstance(exc, TRANSIENT))
+                              transient=is_transient(exc))
 
 
 _ACCEPT = {"Accept": "application/fhir+json"}

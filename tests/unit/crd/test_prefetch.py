@@ -472,3 +472,25 @@ def test_contained_resources_are_reachable_only_by_hash_id() -> None:
                  {"patientId": "p1", "draftOrders": draft_orders(request)}, server)
     assert result.values == {"devices": None}  # "Device/dev" is not the contained one, and the EHR has none
     assert urls(server) == [f"{BASE}/Device/dev"]
+
+
+def test_an_id_search_for_a_resource_already_read_in_the_run_is_answered_without_a_request() -> None:
+    server = MemoryFhirServer([
+        {"resourceType": "Patient", "id": "p1"},
+        {"resourceType": "PractitionerRole", "id": "r1", "practitioner": {"reference": "Practitioner/d1"}},
+        {"resourceType": "Practitioner", "id": "d1", "name": [{"family": "Who"}]},
+    ])
+    context = {"userId": "PractitionerRole/r1", "patientId": "p1", "draftOrders": {
+        "resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
+            "resourceType": "ServiceRequest", "id": "s1", "status": "draft", "intent": "order",
+            "subject": {"reference": "Patient/p1"}, "requester": {"reference": "PractitionerRole/r1"}}}]}}
+    templates = {"doctor": "Practitioner?_id={{context.draftOrders.entry.resource.requester.resolve()"
+                           ".practitioner.resolve().id}}",
+                 "other": "Practitioner?_id=d1&name=Who"}
+    result = run(templates, context, server)
+    bundle = filled(result, "doctor")
+    assert bundle["type"] == "searchset" and [e["resource"]["id"] for e in bundle["entry"]] == ["d1"]
+    seen = urls(server)
+    assert f"{server.base_url}/Practitioner/d1" in seen  # read once by resolve() ...
+    assert not any(url.startswith(f"{server.base_url}/Practitioner?_id=d1&_count") or url.endswith(
+        "Practitioner?_id=d1") for url in seen)  # ... and not searched again

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from fhir_pa.dtr.origin import ORIGIN_URL
-from fhir_pa.dtr.populate import PopulateResult, populate, read_packages
+from fhir_pa.dtr.prepopulate import PopulateResult, populate, read_packages
 from fhir_pa.fhir.memory import MemoryFhirServer
 from tests.conftest import load_fixture
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from fhir_pa.cli.main import app
 from fhir_pa.dtr.origin import origin_extension
-from fhir_pa.dtr.populate import (
+from fhir_pa.dtr.prepopulate import (
     CALCULATED,
     CANDIDATE,
     ENABLE_WHEN_EXPR,
