@@ -30,9 +30,15 @@ def _submit_args(payer: PayerConfig, ledger: Path) -> list[str]:
 
 
 def test_demo_json_shows_every_case(tmp_path: Path) -> None:
-    proc = run("demo", "--json", "--workdir", str(tmp_path))
+    proc = run("demo", "--json", "--workdir", str(tmp_path), "--batch", "24")
     assert proc.returncode == 0, proc.stderr
-    rows = json.loads(proc.stdout)
+    shown = json.loads(proc.stdout)
+    rows = shown["cases"]
+    batch = shown["batch"]
+    assert batch["checks"]["orders"] == 24 and batch["checks"]["open"] == 0 and batch["checks"]["errors"] == 0
+    assert batch["checks"]["decided_once"] and Path(batch["reports"]["html"]).exists()
+    assert batch["summary"]["total"] == sum(batch["summary"]["outcomes"].values()) == 24
+    assert batch["summary"]["outcomes"]["approved"] > 0
     assert {row["case"]: (row["initial_status"], row["status"], row["channel"]) for row in rows} == {
         "approved": ("approved", "approved", "submit"), "denied": ("denied", "denied", "submit"),
         "pended": ("pended", "pended", "submit"), "modified": ("modified", "modified", "submit"),
