@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import socket
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -152,6 +153,14 @@ class BatchRunner:
                 submitting = False
                 result = await self.workflow.follow(result)
             self._finish(item, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not stop the other orders of the batch; it is settled as one
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("order %s failed on an unexpected %s at %s:%s", item.order_id, type(exc).__name__,
+                      where.filename.rsplit("/", 1)[-1], where.lineno)  # never the message: it may hold PHI
+            self._settle(item, "done", "error", error_code="internal",
+                         error=f"unexpected {type(exc).__name__} (a fhir-pa bug; the log says where)")
         finally:
             if submitting:
                 self._submitting -= 1
