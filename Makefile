@@ -29,6 +29,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.submit_bench
 	$(BIN)/python -m benchmarks.crd_bench
+	$(BIN)/python -m benchmarks.batch_bench --orders 2000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,9 @@
 """Client cost of ``fhir-pa batch``: N orders through CRD, DTR, PAS and tracking, against raw httpx posts.
 
 Three processes: the sandbox payer (with pend delays scaled by 0.25), the ``fhir-pa batch`` command under test,
-and a baseline. Wall time, CPU (user + sys) and peak RSS of each child are read from ``os.wait4``, so the
-sandbox's CPU is never counted as client CPU. The CLI's fixed cost is measured apart on a 1-order file (the
+and a baseline. Wall time and CPU (user + sys) of each child are read from ``os.wait4``, so the sandbox's CPU is
+never counted as client CPU; peak RSS too, unless it is only what the child inherited from us (see
+:func:`run_child`). The CLI's fixed cost is measured apart on a 1-order file (the
 same command, a fresh state), so CPU per order is shown both raw and as the marginal cost
 ``(cpu(N) - cpu(1)) / (N - 1)``.
 
@@ -10,11 +11,14 @@ The baseline, measured in the same run against the same sandbox, is a child that
 batch stored in its ledger (``requests.request_body``) to ``Claim/$submit`` with ``httpx.AsyncClient`` at the same
 concurrency and a bearer token fetched beforehand. The sandbox answers those as duplicates of requests it
 already decided (same Bundle identifiers): the run checks that each identifier is still decided exactly once
-and got exactly one more duplicate. The baseline is only the PAS posts; the other HTTP exchanges of the full
-flow (CDS Hooks discovery and calls, EHR prefetch reads, DTR packages, token requests, ClaimResponse polls) are
-counted and shown per order.
+and got exactly one more duplicate. The baseline's CPU "per order" is its CPU over the same N orders (orders that
+needed no PAS request cost it nothing); per post is shown too. The baseline is only the PAS posts; the other
+HTTP exchanges of the full flow (CDS Hooks discovery and calls, EHR prefetch reads, DTR packages, token
+requests, ClaimResponse polls) are counted by the sandbox (a counting middleware, its ``/_sandbox/stats``) and
+in the ledger, and shown per order.
 
-Run: ``python -m benchmarks.batch_bench [--orders 10000] [--concurrency 16] [--json] [--profile FILE]``.
+Run: ``make bench`` or
+``python -m benchmarks.batch_bench [--orders 10000] [--concurrency 16] [--json] [--profile FILE] [--keep DIR]``.
 """
 
 from __future__ import annotations
@@ -448,6 +452,8 @@ def measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         stats1, http1, sandbox_cpu1 = sandbox.stats(), sandbox.requests(), sandbox.cpu()
         summary = check_batch(full, state, n, "the batch")
         identifiers = ledger_identifiers(state)
+        if len(identifiers) != summary["submitted"]:
+            raise BenchError(f"{len(identifiers)} PAS requests in the ledger, {summary['submitted']} orders submitted")
         check_decided_once(identifiers, stats0, stats1)
 
         # The baseline: the same bytes, raw httpx, same concurrency; token fetched beforehand.
@@ -502,9 +508,11 @@ def measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             "help_cpu_s": round(help_run.cpu, 3),
             "help_wall_s": round(help_run.wall, 3),
             "help_peak_rss_mb": round(help_run.maxrss_mb, 1),
+            "help_peak_rss_source": help_run.maxrss_source,
             "one_order_cpu_s": round(startup.cpu, 3),
             "one_order_wall_s": round(startup.wall, 3),
             "one_order_peak_rss_mb": round(startup.maxrss_mb, 1),
+            "one_order_peak_rss_source": startup.maxrss_source,
             "baseline_one_post_cpu_s": round(base_startup.cpu, 3),
             "baseline_one_post_peak_rss_mb": round(base_startup.maxrss_mb, 1),
         },
@@ -516,8 +524,11 @@ def measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             "posts_per_s": round(posts / base_report["post_wall"], 1),
             "cpu_s": round(baseline.cpu, 2),
             "post_cpu_s": round(base_report["post_cpu"], 2),
+            # Per order: the posts of N orders over N orders (orders that needed no PAS request cost nothing here).
             "cpu_ms_per_order": round(per_order(baseline.cpu), 3),
-            "cpu_ms_per_order_minus_startup": round(marginal(baseline, base_startup, posts), 3),
+            "cpu_ms_per_order_minus_startup": round(marginal(baseline, base_startup, posts) * posts / n, 3),
+            "cpu_ms_per_post": round(per_order(baseline.cpu, posts), 3),
+            "cpu_ms_per_post_minus_startup": round(marginal(baseline, base_startup, posts), 3),
             "peak_rss_mb": round(baseline.maxrss_mb, 1),
             "peak_rss_source": baseline.maxrss_source,
             "request_kb_mean": round(base_report["bytes"] / max(posts, 1) / 1024, 1),
@@ -596,7 +607,8 @@ def print_table(fig: dict[str, Any]) -> None:
         f"{f['peak_rss_source']} (full flow), {b['peak_rss_source']} (baseline)",
         f"batch's own duration {f['batch_duration_s']} s; decision seconds p50 {f['decision_seconds']['p50']}, "
         f"p90 {f['decision_seconds']['p90']}, max {f['decision_seconds']['max']}",
-        f"baseline: posting alone {b['post_wall_s']} s wall, {b['post_cpu_s']} s CPU; "
+        f"baseline per PAS post: {b['cpu_ms_per_post']} ms CPU raw, {b['cpu_ms_per_post_minus_startup']} ms minus "
+        f"start-up; posting alone (in-process) {b['post_wall_s']} s wall, {b['post_cpu_s']} s CPU; "
         f"mean body {b['request_kb_mean']} KiB; all answered as {b['answered_as']}",
         "",
         f"HTTP requests the full flow made: {h['client_requests']} ({h['client_requests_per_order']} per order)",

@@ -34,7 +34,9 @@ from fhir_pa.fhir.retry import RetryPolicy
 from fhir_pa.ledger.store import Ledger, LedgerRecord
 from fhir_pa.pas.submit import AsyncPasClient, PasClient
 from fhir_pa.workflow import (
+    AsyncFormHook,
     AsyncWorkflow,
+    FormHook,
     FormTask,
     Workflow,
     WorkflowOrder,
@@ -83,10 +85,11 @@ class SyncParts:
     dtr: DtrClient
     ehr: Ehr
 
-    def workflow(self, *, settings: WorkflowSettings | None = None, complete_form: Any = None,
-                 dtr: DtrClient | None | bool = True, crd: bool = True) -> Workflow:
+    def workflow(self, *, settings: WorkflowSettings | None = None, complete_form: FormHook | None = None,
+                 dtr: DtrClient | bool = True) -> Workflow:
+        """A workflow on these clients; ``dtr``: False for none, or another DTR client."""
         chosen = self.dtr if dtr is True else None if dtr is False else dtr
-        return Workflow(self.pas, crd=self.crd if crd else None, dtr=chosen, ehr=self.ehr,
+        return Workflow(self.pas, crd=self.crd, dtr=chosen, ehr=self.ehr,
                         settings=settings or WorkflowSettings(track_timeout=20), complete_form=complete_form)
 
 
@@ -120,7 +123,7 @@ def parts(env: Env) -> Iterator[SyncParts]:
 
 @asynccontextmanager
 async def async_workflow(env: Env, *, settings: WorkflowSettings | None = None,
-                         complete_form: Any = None) -> AsyncIterator[AsyncWorkflow]:
+                         complete_form: AsyncFormHook | None = None) -> AsyncIterator[AsyncWorkflow]:
     http = httpx.AsyncClient()
     ehr = Ehr(fhir_server=env.ehr_base, async_http=http, auth=BearerToken(env.ehr_token),
               token_issuer=env.sandbox.state.ehr)

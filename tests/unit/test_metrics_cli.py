@@ -78,7 +78,7 @@ def test_metrics_table(ledger_file: Path, monkeypatch: pytest.MonkeyPatch, capsy
         assert heading in out
     assert "[AA]: Not medically necessary" in out  # brackets are data, not Rich markup
     assert "approvals 2 (approved, partial, modified), denials 1, approval rate 66.7%" in out
-    assert "4h 0m" in out and "33d 8h" in out
+    assert "4.0 h" in out and "33.3 d" in out
 
 
 def test_mips_json_csv_and_table(ledger_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -152,4 +152,5 @@ def test_helpers() -> None:
     assert parse_when("2027-01-31T10:00:00", "--since") == datetime(2027, 1, 31, 10, tzinfo=UTC)
     with pytest.raises(InputError):
         parse_when("2027-13-01", "--since")
-    assert [human(s) for s in (None, 42, 125, 7260, 90000, -30)] == ["-", "42s", "2m 5s", "2h 1m", "1d 1h", "-30s"]
+    assert [human(s) for s in (None, 0.25, 42, 750, 7260, 90000, -30)] == [
+        "-", "250 ms", "42.0 s", "12.5 min", "2.0 h", "1.0 d", "-30.0 s"]

@@ -88,7 +88,9 @@ def _csv_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
                 continue
             _set(data, column.split("."), str(raw).strip(), column)
         # services.0.diagnoses.0 = "0" must be a number for the order model; pydantic accepts digit strings.
-        yield number, data
+        # Order columns beside ehr.* columns are the NDJSON wrapped form {"order": ..., "ehr": ...}.
+        yield number, ({"order": {k: v for k, v in data.items() if k != "ehr"}, "ehr": data["ehr"]}
+                       if "ehr" in data and "order" not in data else data)
 
 
 def read_orders(path: str | Path) -> list[InputLine]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fhir_pa.batch.rows import OUTCOMES, BatchRow, Outcome
 from fhir_pa.errors import InputError
+from fhir_pa.ledger.clock import format_seconds
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -205,24 +206,6 @@ def _ranked(counter: Counter[str]) -> tuple[tuple[str, int], ...]:
 
 
 # --- human forms ---------------------------------------------------------------------------------------------
-
-
-def format_seconds(seconds: float | None) -> str:
-    """A short duration: ``250 ms``, ``4.2 s``, ``12.5 min``, ``3.0 h``, ``2.4 d``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    sign, value = ("-" if seconds < 0 else ""), abs(seconds)
-    if value < 1:
-        text = f"{value * 1000:.0f} ms"
-    elif value < 60:
-        text = f"{value:.1f} s"
-    elif value < 3600:
-        text = f"{value / 60:.1f} min"
-    elif value < 86400:
-        text = f"{value / 3600:.1f} h"
-    else:
-        text = f"{value / 86400:.1f} d"
-    return sign + text
 
 
 def format_share(share: float) -> str:

@@ -20,6 +20,7 @@ from rich.text import Text
 from fhir_pa.cli import errors as cli_errors
 from fhir_pa.cli.options import DEFAULT_LEDGER, JsonFlag, LedgerPath, open_ledger
 from fhir_pa.errors import InputError, LedgerError
+from fhir_pa.ledger.clock import format_seconds
 from fhir_pa.ledger.store import Ledger
 from fhir_pa.metrics.deadlines import ClockCounts
 from fhir_pa.metrics.durations import DurationStats
@@ -70,19 +71,8 @@ def open_existing(location: Path | str) -> Ledger:
     return open_ledger(location)
 
 
-def human(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    sign, whole = ("-", -whole) if whole < 0 else ("", whole)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{sign}{days}d {hours}h"
-    if hours:
-        return f"{sign}{hours}h {minutes}m"
-    return f"{sign}{minutes}m {secs}s" if minutes else f"{sign}{secs}s"
+#: Durations as ``250 ms``, ``4.2 s``, ``12.5 min``, ``3.0 h``, ``2.4 d`` (the batch summary's form too).
+human = format_seconds
 
 
 def _timing_row(name: str, stats: DurationStats) -> list[str | Text]:

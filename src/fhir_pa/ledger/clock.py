@@ -25,6 +25,24 @@ def describe(remaining: timedelta) -> str:
     return f"overdue {text}" if overdue else f"{text} left"
 
 
+def format_seconds(seconds: float | None) -> str:
+    """A short duration: ``250 ms``, ``4.2 s``, ``12.5 min``, ``3.0 h``, ``2.4 d``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    sign, value = ("-" if seconds < 0 else ""), abs(seconds)
+    if value < 1:
+        text = f"{value * 1000:.0f} ms"
+    elif value < 60:
+        text = f"{value:.1f} s"
+    elif value < 3600:
+        text = f"{value / 60:.1f} min"
+    elif value < 86400:
+        text = f"{value / 3600:.1f} h"
+    else:
+        text = f"{value / 86400:.1f} d"
+    return sign + text
+
+
 @overload
 def as_utc(value: datetime) -> datetime: ...
 @overload
