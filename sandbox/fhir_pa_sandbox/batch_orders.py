@@ -46,7 +46,7 @@ def sample_order(n: int, code: str, *, prefix: str, expedited: bool, with_ehr: b
         "diagnoses": [{"code": "J44.9", "display": "Chronic obstructive pulmonary disease, unspecified"}],
         "urgency": "expedited" if expedited else "standard",
     }
-    return {"order": order, "ehr": EHR} if with_ehr else {"order": order}
+    return {"order": order, "ehr": dict(EHR)} if with_ehr else {"order": order}
 
 
 def sample_orders(count: int, *, prefix: str = "batch", seed: int = 1, crd_share: float = 0.9

@@ -540,27 +540,36 @@ def test_payer_processing_error_ends_as_error_without_raising(parts: SyncParts) 
     assert result.row().outcome == "error"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a payer ClaimResponse.error decision gives outcome 'error' with "
-                                        "error_code None (WorkflowCore.result copies record.error_code, which "
-                                        "the ledger leaves empty for a decided 'error'); batch rows count it as "
-                                        "'unknown'")
 def test_payer_processing_error_carries_an_error_code(parts: SyncParts) -> None:
     result = parts.workflow().run(order("99999"))
-    assert result.outcome == "error" and result.error_code is not None
+    assert result.outcome == "error" and result.error_code == "payer-error"
+    assert result.error is not None and "AG" in result.error
+    assert result.row().error_code == "payer-error"
 
 
-def test_unknown_patient_in_the_ehr_is_a_typed_input_error(parts: SyncParts) -> None:
+def test_a_coverage_the_ehr_does_not_hold_is_a_typed_input_error(parts: SyncParts) -> None:
     env = parts.env
     before = received(env.sandbox)
-    item = order("72148", ehr={**ALEX, "patient_id": "pat-nobody", "coverage_id": None})
+    item = order("94640", ehr={**ALEX, "coverage_id": "cov-nobody"})  # CRD asks for a form; DTR needs the Coverage
     result = parts.workflow().run(item)
     assert result.outcome == "error" and result.error_code == "input" and result.transient is False
-    assert result.error is not None and "pat-nobody" in result.error and "ehr.patient_id" in result.error
+    assert result.error is not None and "cov-nobody" in result.error and "ehr.coverage_id" in result.error
     assert result.record is None and result.sent is False
     assert received(env.sandbox) == before
     steps = env.ledger.steps.for_order(payer=env.payer.base, order_id=item.order_id)
     assert steps[-1].step == "error" and steps[-1].outcome == "input"
     assert result.row().error_code == "input"
+
+
+def test_a_payer_crd_cannot_answer_still_gets_the_request_without_documentation(parts: SyncParts) -> None:
+    """An EHR patient the CRD service cannot read: CRD is not heard, so nothing names a form, and the order goes
+    to PAS as it is (the payer decides, not us)."""
+    env = parts.env
+    item = order("72148", ehr={**ALEX, "patient_id": "pat-nobody", "coverage_id": None})
+    result = parts.workflow().run(item)
+    assert result.crd_answered is False and result.forms == ()
+    assert result.outcome == "approved" and result.sent is True
+    assert env.steps(item.order_id) == [("crd", "not-heard"), ("pas", "approved")]
 
 
 def test_documentation_needed_without_a_dtr_client_is_a_configuration_error(parts: SyncParts) -> None:
@@ -639,7 +648,7 @@ async def test_async_pended_then_followed_and_run_again(env: Env) -> None:
 
 
 async def test_async_typed_errors_are_results(env: Env) -> None:
-    unknown = order("72148", ehr={**ALEX, "patient_id": "pat-nobody", "coverage_id": None})
+    unknown = order("94640", ehr={**ALEX, "coverage_id": "cov-nobody"})
     failing = order("99999")
     async with async_workflow(env) as flow:
         results = await asyncio.gather(flow.run(unknown), flow.run(failing))

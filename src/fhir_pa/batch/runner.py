@@ -18,6 +18,7 @@ import socket
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from fhir_pa.batch.inputs import InputLine, parse_line
 from fhir_pa.fhir.ratelimit import RateLimiter, shared_limiter
@@ -105,14 +106,17 @@ class BatchRunner:
         settings, runs = self.settings, self.ledger.runs
         busy = asyncio.Semaphore(settings.concurrency)
         tasks: set[asyncio.Task[None]] = set()
+        # Orders left pended are tracked again by a later run, not by this one in a loop.
+        started = datetime.now(UTC)
         # A previous process under our name is gone (or we would not be starting): its claims are ours again.
         runs.release(settings.run_id, settings.worker)
         renewing = asyncio.create_task(self._renew())
         try:
             while True:
                 free = settings.concurrency - self._submitting
-                claimed: list[ClaimedItem] = runs.claim(settings.run_id, settings.worker, limit=free,
-                                                        lease=settings.lease) if free > 0 else []
+                claimed: list[ClaimedItem] = runs.claim(
+                    settings.run_id, settings.worker, limit=free, lease=settings.lease,
+                    waiting_before=started) if free > 0 else []
                 self.totals.claimed += len(claimed)
                 self._submitting += len(claimed)
                 for item in claimed:
@@ -167,7 +171,13 @@ class BatchRunner:
 
     async def _submit(self, item: ClaimedItem, busy: asyncio.Semaphore) -> WorkflowResult | None:
         settings = self.settings
-        line = parse_line(json.loads(item.body), item.position + 1, "batch")
+        try:
+            data = json.loads(item.body)
+        except ValueError:
+            self._settle(item, "done", "error", error_code="input",
+                         error=f"order {item.order_id} of the input is not JSON")
+            return None
+        line = parse_line(data, item.position + 1, "batch")
         if line.order is None:
             assert line.error is not None
             self._settle(item, "done", "error", error_code=line.error.code, error=line.error.one_line())

@@ -24,8 +24,6 @@ from fhir_pa.ledger.run_schema import batch_items, batch_runs
 if TYPE_CHECKING:
     from fhir_pa.ledger.store import Ledger
 
-#: Claimable: never started, a transient failure whose wait is over, or pended and to be tracked again.
-_OPEN = ("pending", "retry", "waiting")
 _CHUNK = 500
 
 
@@ -111,13 +109,23 @@ class BatchBook:
         return RunInfo(id=row.id, payer=row.payer, source=row.source, source_sha256=row.source_sha256,
                        orders=row.orders, created_at=_utc(row.created_at) or now, created=created)
 
-    def claim(self, run_id: str, worker: str, *, limit: int, lease: float) -> list[ClaimedItem]:
+    def claim(self, run_id: str, worker: str, *, limit: int, lease: float,
+              waiting_before: datetime | None = None) -> list[ClaimedItem]:
         """Claim up to ``limit`` open orders (in input order) for ``worker``, leased for ``lease`` seconds: never,
-        unexpired, another worker's (a restarted worker first :meth:`release` s what its name still holds)."""
+        unexpired, another worker's (a restarted worker first :meth:`release` s what its name still holds).
+
+        ``waiting_before``: take a pended (``waiting``) order only if it was last claimed before then; a worker
+        passes its own start, so it tracks what earlier runs left pended but does not loop on its own.
+        """
         now = datetime.now(UTC)
+        waiting_ok = batch_items.c.status == "waiting"
+        if waiting_before is not None:
+            waiting_ok = and_(waiting_ok, or_(batch_items.c.claimed_at.is_(None),
+                                              batch_items.c.claimed_at < waiting_before))
         claimable = or_(
-            and_(batch_items.c.status.in_(_OPEN),
+            and_(batch_items.c.status.in_(("pending", "retry")),
                  or_(batch_items.c.not_before.is_(None), batch_items.c.not_before <= now)),
+            waiting_ok,
             and_(batch_items.c.status == "claimed", batch_items.c.lease_until < now))
         chosen = (select(batch_items.c.order_id).where(batch_items.c.run_id == run_id, claimable)
                   .order_by(batch_items.c.position).limit(limit).with_for_update(skip_locked=True))

@@ -195,7 +195,8 @@ class WorkflowCore:
                       and all(a in NO_PA_NEEDED for a in answers))
         handoffs: list[tuple[DtrHandoff, Json]] = []
         for decision, draft in zip(decisions, applied, strict=True):
-            handoff = dtr_handoff(decision) if decision is not None else None
+            # Only the payer's own answer names forms: a payer not heard gets the request without documentation.
+            handoff = dtr_handoff(decision) if decision is not None and result.answered else None
             if handoff is not None and submit:
                 handoffs.append((handoff, draft))
         summary = {"answered": result.answered, "pa_needed": pa_needed, "hook_instance": result.hook_instance,
@@ -304,10 +305,17 @@ class WorkflowCore:
     def result(self, item: WorkflowOrder, record_id: str, decision: PasDecision | None, *, sent: bool,
                crd: CrdOutcome | None, forms: list[FormOutcome]) -> WorkflowResult:
         record = self.ledger.get(record_id)
-        return WorkflowResult(order_id=item.order_id, outcome=outcome_of_state(record.state),
-                              urgency=item.order.urgency, record=record, decision=decision,
-                              pa_needed=crd.pa_needed if crd else None, crd_answered=crd.answered if crd else None,
-                              forms=tuple(forms), sent=sent, error_code=record.error_code, error=record.error)
+        outcome = outcome_of_state(record.state)
+        error_code, error = record.error_code, record.error
+        if outcome == "error" and error_code is None:  # the payer answered with ClaimResponse.error
+            error_code = "payer-error"
+            first = decision.errors[0] if decision is not None and decision.errors else None
+            error = "the payer could not process the request" + (
+                f": {first.code} {first.display or ''}".rstrip() if first is not None and first.code else "")
+        return WorkflowResult(order_id=item.order_id, outcome=outcome, urgency=item.order.urgency, record=record,
+                              decision=decision, pa_needed=crd.pa_needed if crd else None,
+                              crd_answered=crd.answered if crd else None, forms=tuple(forms), sent=sent,
+                              error_code=error_code, error=error)
 
     def tracked(self, result: WorkflowResult, tracked: TrackResult, started: float) -> WorkflowResult:
         self.step(result.order_id, "track", tracked.state, detail=f"via {tracked.channel or '?'}; {tracked.clock}",
