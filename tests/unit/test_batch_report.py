@@ -99,7 +99,7 @@ def test_summary_as_dict_is_json() -> None:
     assert json.loads(json.dumps(data, allow_nan=False)) == data
     assert data["outcomes"]["error"] == 3
     assert data["decision_seconds"]["expedited"]["p50"] == 145800.0
-    assert data["clocks"]["expedited"] == {"on-time": 1, "late": 1, "open": 0, "overdue": 1}
+    assert data["clocks"]["expedited"] == {"on-time": 1, "late": 1, "open": 0, "overdue": 1, "not-started": 0}
     assert data["denial_reasons"][0] == {"reason": "not medically necessary", "count": 2}
     assert data["orders_per_second"] == pytest.approx(0.75)
     assert data["now"] == "2026-11-09T09:00:00+00:00"

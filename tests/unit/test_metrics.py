@@ -199,8 +199,7 @@ def test_json_view(ledger: Ledger) -> None:
     assert view["percentile_method"] == "statistics.quantiles(n=100, method='inclusive')"
     assert view["decision_time_seconds"]["expedited"] == {
         "count": 3, "p50": h(10), "p90": h(66), "p95": h(73), "p99": 282_960, "max": h(80), "mean": 110_400}
-    assert view["cms_clock"]["all"] == {"decided_on_time": 6, "decided_late": 2, "open_within_clock": 2,
-                                        "open_past_clock": 2, "not_started": 0}
+    assert view["cms_clock"]["all"] == {"on-time": 6, "late": 2, "open": 2, "overdue": 2, "not-started": 0}
     assert view["cases_by_urgency"] == {"standard": 7, "expedited": 5}
 
 

@@ -56,7 +56,7 @@ def test_metrics_json(ledger_file: Path, monkeypatch: pytest.MonkeyPatch, capsys
     assert view["denial_reasons"] == {"[AA]: Not medically necessary": 1}
     assert view["decision_time_seconds"]["standard"]["p50"] == 7200
     assert view["decision_time_seconds"]["expedited"]["max"] == 4 * 3600
-    assert view["cms_clock"]["all"]["decided_on_time"] == 2 and view["cms_clock"]["all"]["not_started"] == 1
+    assert view["cms_clock"]["all"]["on-time"] == 2 and view["cms_clock"]["all"]["not-started"] == 1
 
 
 def test_metrics_window_includes_the_whole_until_day(ledger_file: Path, monkeypatch: pytest.MonkeyPatch,
@@ -67,7 +67,7 @@ def test_metrics_window_includes_the_whole_until_day(ledger_file: Path, monkeypa
     view = json.loads(out)
     assert view["filters"] == {"payer": None, "since": "2027-03-01T00:00:00+00:00",
                                "until": "2027-04-03T00:00:00+00:00"}
-    assert view["cases"] == 3 and view["cms_clock"]["all"]["decided_late"] == 1  # o3: 800 h on a 7-day clock
+    assert view["cases"] == 3 and view["cms_clock"]["all"]["late"] == 1  # o3: 800 h on a 7-day clock
 
 
 def test_metrics_table(ledger_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from fhir_pa.ledger.clock import Standing, standing
+
 #: Where an order ended. ``pended``: submitted, still waiting for the payer when the run stopped tracking;
 #: ``no-auth-needed``: CRD said no prior authorization is needed, nothing was submitted;
 #: ``needs-documentation``: held for a person to finish the payer's form (batch documentation policy);
@@ -15,7 +17,7 @@ Outcome = Literal["approved", "denied", "partial", "modified", "pended", "cancel
 OUTCOMES: tuple[Outcome, ...] = ("approved", "partial", "modified", "denied", "pended", "cancelled",
                                  "no-auth-needed", "needs-documentation", "error")
 #: Where a submitted request stands on its CMS clock (72 h expedited, 7 calendar days standard).
-Clock = Literal["on-time", "late", "open", "overdue"]
+Clock = Standing
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,4 @@ class BatchRow:
 
     def clock(self, now: datetime) -> Clock | None:
         """Where the request stands against its CMS clock at ``now`` (None: never reached the payer)."""
-        if self.deadline_at is None:
-            return None
-        if self.decided_at is not None:
-            return "on-time" if self.decided_at <= self.deadline_at else "late"
-        return "open" if now <= self.deadline_at else "overdue"
+        return standing(self.deadline_at, self.decided_at, now)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fhir_pa.batch.rows import OUTCOMES, BatchRow, Outcome
 from fhir_pa.errors import InputError
-from fhir_pa.ledger.clock import format_seconds
+from fhir_pa.ledger.clock import ClockCounts, format_seconds
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -52,28 +52,6 @@ class DecisionTimes:
 
     def as_dict(self) -> dict[str, Any]:
         return {"count": self.count, "p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max}
-
-
-@dataclass(frozen=True)
-class ClockCounts:
-    """Requests of one urgency by where they stand on their CMS clock (see :meth:`BatchRow.clock`)."""
-
-    on_time: int = 0
-    late: int = 0
-    open: int = 0
-    overdue: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.on_time + self.late + self.open + self.overdue
-
-    @property
-    def undecided(self) -> int:
-        """Still waiting for the payer: open (within the deadline) plus overdue."""
-        return self.open + self.overdue
-
-    def as_dict(self) -> dict[str, int]:
-        return {"on-time": self.on_time, "late": self.late, "open": self.open, "overdue": self.overdue}
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,8 @@ from rich.text import Text
 from fhir_pa.cli import errors as cli_errors
 from fhir_pa.cli.options import DEFAULT_LEDGER, JsonFlag, LedgerPath, open_ledger
 from fhir_pa.errors import InputError, LedgerError
-from fhir_pa.ledger.clock import format_seconds
+from fhir_pa.ledger.clock import ClockCounts, format_seconds
 from fhir_pa.ledger.store import Ledger
-from fhir_pa.metrics.deadlines import ClockCounts
 from fhir_pa.metrics.durations import DurationStats
 from fhir_pa.metrics.mips import FIRST_YEAR, MipsReport, mips_as_json, mips_report
 from fhir_pa.metrics.mips_csv import write_evidence_csv, write_summary_csv

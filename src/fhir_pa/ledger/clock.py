@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import overload
+from typing import Literal, overload
 
 LIMITS = {"expedited": timedelta(hours=72), "standard": timedelta(days=7)}
 
@@ -11,6 +13,54 @@ LIMITS = {"expedited": timedelta(hours=72), "standard": timedelta(days=7)}
 def deadline(submitted_at: datetime, urgency: str) -> datetime:
     """When the payer's decision is due for a request received at ``submitted_at``."""
     return submitted_at + LIMITS.get(urgency, LIMITS["standard"])
+
+
+#: Where a request stands on its clock: decided in time or late; undecided and still within it (open) or past it.
+Standing = Literal["on-time", "late", "open", "overdue"]
+
+
+def standing(deadline_at: datetime | None, decided_at: datetime | None, now: datetime) -> Standing | None:
+    """A request's place on its CMS clock at ``now``; None when it never reached the payer (no clock runs).
+
+    The batch report and ``fhir-pa metrics`` both ask this, so the two never disagree."""
+    if deadline_at is None:
+        return None
+    if decided_at is not None:
+        return "on-time" if decided_at <= deadline_at else "late"
+    return "open" if now <= deadline_at else "overdue"
+
+
+@dataclass(frozen=True)
+class ClockCounts:
+    """Requests by their :func:`standing`; ``not_started`` counts those that never reached the payer."""
+
+    on_time: int = 0
+    late: int = 0
+    open: int = 0
+    overdue: int = 0
+    not_started: int = 0
+
+    @classmethod
+    def of(cls, standings: Iterable[Standing | None]) -> ClockCounts:
+        tally = {"on-time": 0, "late": 0, "open": 0, "overdue": 0, None: 0}
+        for value in standings:
+            tally[value] += 1
+        return cls(on_time=tally["on-time"], late=tally["late"], open=tally["open"], overdue=tally["overdue"],
+                   not_started=tally[None])
+
+    @property
+    def total(self) -> int:
+        """Requests on a clock (those that reached the payer)."""
+        return self.on_time + self.late + self.open + self.overdue
+
+    @property
+    def undecided(self) -> int:
+        """Still waiting for the payer: open (within the deadline) plus overdue."""
+        return self.open + self.overdue
+
+    def as_dict(self) -> dict[str, int]:
+        return {"on-time": self.on_time, "late": self.late, "open": self.open, "overdue": self.overdue,
+                "not-started": self.not_started}
 
 
 def describe(remaining: timedelta) -> str:

@@ -4,8 +4,9 @@ Both count cases (an original request with its updates and cancels, :mod:`~fhir_
 only the ledger, never a payer, so they can run at any time against a live ledger.
 """
 
+from fhir_pa.ledger.clock import ClockCounts
 from fhir_pa.metrics.cases import Case, load_cases
-from fhir_pa.metrics.deadlines import ClockClass, ClockCounts, classify
+from fhir_pa.metrics.deadlines import ClockClass, classify
 from fhir_pa.metrics.durations import DurationStats, duration_stats
 from fhir_pa.metrics.mips import (
     MEASURE,

@@ -7,10 +7,10 @@ request of it got a final answer. The class names are those of the batch report,
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from fhir_pa.ledger.clock import ClockCounts, standing
 from fhir_pa.metrics.cases import Case
 
 
@@ -23,30 +23,13 @@ class ClockClass(StrEnum):
 
 
 def classify(case: Case, now: datetime) -> ClockClass:
-    if case.deadline_at is None:
-        return ClockClass.NOT_STARTED
-    if case.decided_at is not None:
-        return ClockClass.ON_TIME if case.decided_at <= case.deadline_at else ClockClass.LATE
-    return ClockClass.OPEN if now <= case.deadline_at else ClockClass.OVERDUE
-
-
-@dataclass(frozen=True)
-class ClockCounts:
-    on_time: int = 0
-    late: int = 0
-    open: int = 0
-    overdue: int = 0
-    not_started: int = 0
+    found = standing(case.deadline_at, case.decided_at, now)
+    return ClockClass.NOT_STARTED if found is None else ClockClass(found)
 
 
 def count_clock(cases: Iterable[Case], now: datetime) -> ClockCounts:
-    tally = dict.fromkeys(ClockClass, 0)
-    for case in cases:
-        tally[classify(case, now)] += 1
-    return ClockCounts(on_time=tally[ClockClass.ON_TIME], late=tally[ClockClass.LATE], open=tally[ClockClass.OPEN],
-                       overdue=tally[ClockClass.OVERDUE], not_started=tally[ClockClass.NOT_STARTED])
+    return ClockCounts.of(standing(case.deadline_at, case.decided_at, now) for case in cases)
 
 
 def clock_as_json(counts: ClockCounts) -> dict[str, int]:
-    return {"decided_on_time": counts.on_time, "decided_late": counts.late, "open_within_clock": counts.open,
-            "open_past_clock": counts.overdue, "not_started": counts.not_started}
+    return counts.as_dict()

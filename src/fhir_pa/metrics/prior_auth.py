@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from fhir_pa.ledger.clock import ClockCounts
 from fhir_pa.ledger.store import Ledger
 from fhir_pa.metrics.cases import Case, as_utc, load_cases, payer_is, submitted_between
-from fhir_pa.metrics.deadlines import ClockCounts, clock_as_json, count_clock
+from fhir_pa.metrics.deadlines import clock_as_json, count_clock
 from fhir_pa.metrics.durations import METHOD, DurationStats, duration_stats, stats_as_json
 from fhir_pa.metrics.reasons import denial_reasons
 
