@@ -450,6 +450,8 @@ def measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         stats0, http0, sandbox_cpu0 = sandbox.stats(), sandbox.requests(), sandbox.cpu()
         full = run_child(cmd, folder=folder, name="batch", timeout=args.timeout)
         stats1, http1, sandbox_cpu1 = sandbox.stats(), sandbox.requests(), sandbox.cpu()
+        print(f"batch_bench: the batch ran {full.wall:.1f} s wall, {full.cpu:.1f} s CPU, peak RSS "
+              f"{full.maxrss_mb:.0f} MB, exit {full.returncode}; checking it", file=sys.stderr, flush=True)
         summary = check_batch(full, state, n, "the batch")
         identifiers = ledger_identifiers(state)
         if len(identifiers) != summary["submitted"]:

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from fhir_pa.batch.report_files import (
     CSV_COLUMNS,
+    csv_text,
     row_from_dict,
     write_csv,
     write_json,
@@ -288,3 +289,13 @@ def test_report_modules_do_not_import_matplotlib_or_jinja2() -> None:
             "fhir_pa.batch.charts; print(sorted({'matplotlib', 'jinja2', 'markupsafe'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]"
+
+
+def test_csv_text_cells_cannot_run_as_spreadsheet_formulas() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    rows = [BatchRow(order_id='=HYPERLINK("http://x","y")', outcome="denied", denial_reasons=("+SUM(A1)",),
+                     attempts=2)]
+    parsed = list(csv.DictReader(csv_text(rows, now=now).splitlines()))
+    assert parsed[0]["order_id"] == "'=HYPERLINK(\"http://x\",\"y\")"
+    assert parsed[0]["denial_reasons"] == "'+SUM(A1)"
+    assert parsed[0]["attempts"] == "2"  # numbers stay numbers

@@ -18,6 +18,7 @@ from typing import Any
 from fhir_pa.batch.rows import OUTCOMES, BatchRow
 from fhir_pa.batch.summary import URGENCIES, BatchSummary
 from fhir_pa.errors import InputError
+from fhir_pa.spreadsheet import safe_cell
 
 #: The columns of ``orders.csv``, in order.
 CSV_COLUMNS: tuple[str, ...] = (
@@ -102,14 +103,15 @@ def _datetime(data: Mapping[str, Any], name: str) -> datetime | None:
 
 
 def csv_text(rows: Sequence[BatchRow], *, now: datetime) -> str:
-    """``orders.csv`` as text: a header, then one line per order; empty cells for unknown values."""
+    """``orders.csv`` as text: a header, then one line per order; empty cells for unknown values, text cells safe
+    to open in a spreadsheet (:mod:`fhir_pa.spreadsheet`; the exact values are in ``summary.json``)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         data = row_as_dict(row, now=now)
         data["denial_reasons"] = REASON_SEPARATOR.join(row.denial_reasons)
-        writer.writerow(["" if data[column] is None else data[column] for column in CSV_COLUMNS])
+        writer.writerow([safe_cell(data[column]) for column in CSV_COLUMNS])
     return out.getvalue()
 
 

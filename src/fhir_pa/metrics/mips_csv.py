@@ -1,7 +1,7 @@
 """The MIPS evidence report as CSV (stdlib ``csv``): one line per (NPI, TIN), or one per evidence entry.
 
-Spreadsheets run a cell that starts with ``=``, ``+``, ``-`` or ``@`` as a formula, and preauth references come
-from payers, so such cells are written with a leading apostrophe (OWASP's advice for CSV injection).
+Text cells are made safe to open in a spreadsheet (:mod:`fhir_pa.spreadsheet`): preauth references come from
+payers.
 """
 
 from __future__ import annotations
@@ -12,25 +12,16 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from fhir_pa.metrics.mips import MipsReport
+from fhir_pa.spreadsheet import safe_cell
 
 SUMMARY_COLUMNS = ("performance_year", "npi", "tin", "attestation", "requests", "first_request", "last_request",
                    "payers", "drug_only", "not_delivered", "evidence_record_ids")
 EVIDENCE_COLUMNS = ("performance_year", "npi", "tin", "record_id", "submitted_at", "payer", "preauth_ref", "state",
                     "final", "bundle_identifier")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    text = str(value).lower() if isinstance(value, bool) else str(value)
-    return f"'{text}" if text.startswith(_FORMULA_START) else text
-
-
 def _write(out: TextIO, columns: tuple[str, ...], rows: Iterable[tuple[object, ...]]) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([_cell(v) for v in row] for row in rows)
+    writer.writerows([safe_cell(v) for v in row] for row in rows)
 
 
 def write_summary_csv(report: MipsReport, out: TextIO) -> None:
