@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import pytest
 
 from fhir_pa.batch.inputs import InputLine, parse_line
@@ -52,6 +53,8 @@ class ScriptedWorkflow:
         kind = order_id.split("-")[0]
         if kind == "bug":
             raise RuntimeError("patient Jane Doe broke it")  # the message must never reach the ledger
+        if kind == "net" and self.calls[order_id] == 1:
+            raise httpx.ReadError("connection reset")  # an untyped network failure: retried, not settled
         if kind == "flaky" and self.calls[order_id] == 1:
             return WorkflowResult(order_id, "error", error_code="unavailable", error="payer down", transient=True)
         if kind == "refused":
@@ -81,7 +84,7 @@ def ledger(tmp_path: Path) -> Ledger:
 
 
 def test_runner_bounds_concurrency_retries_tracks_and_settles_bugs(ledger: Ledger) -> None:
-    ids = [f"approved-{n}" for n in range(12)] + ["flaky-1", "bug-1", "pended-1", "refused-1"]
+    ids = [f"approved-{n}" for n in range(12)] + ["flaky-1", "bug-1", "pended-1", "refused-1", "net-1"]
     flow = ScriptedWorkflow()
     seen: list[Progress] = []
     runner = BatchRunner(cast(AsyncWorkflow, flow), ledger,
@@ -97,7 +100,8 @@ def test_runner_bounds_concurrency_retries_tracks_and_settles_bugs(ledger: Ledge
     assert items["refused-1"].outcome == "error" and items["refused-1"].error_code == "rejected"
     bug = items["bug-1"]
     assert bug.outcome == "error" and bug.error_code == "internal" and "Jane" not in (bug.error or "")
-    assert totals.settled == len(ids) and totals.retried == 1
+    assert items["net-1"].outcome == "approved" and flow.calls["net-1"] == 2
+    assert totals.settled == len(ids) and totals.retried == 2
     assert {p.order_id for p in seen if p.status == "done"} == set(ids)
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from fhir_pa.batch.rows import BatchRow, Outcome
 from fhir_pa.errors import FhirPaError
+from fhir_pa.ledger.clock import as_utc
 from fhir_pa.ledger.run_schema import workflow_steps
 from fhir_pa.ledger.runs import ItemState
 from fhir_pa.ledger.schema import requests
-from fhir_pa.ledger.store import Ledger, LedgerRecord, _record
+from fhir_pa.ledger.store import Ledger
 from fhir_pa.pas.decision import parse_response
 from fhir_pa.workflow.result import outcome_of_state
 
@@ -20,17 +23,58 @@ _OUTCOMES = frozenset({"approved", "denied", "partial", "modified", "pended", "c
                        "needs-documentation", "error"})
 
 
-def _latest_requests(ledger: Ledger, payer: str) -> dict[str, LedgerRecord]:
+@dataclass(frozen=True)
+class _Request:
+    """What a report row needs of a request: no bodies (a 10,000-order run's bodies are hundreds of MB)."""
+
+    id: str
+    state: str
+    urgency: str
+    preauth_ref: str | None
+    submitted_at: datetime | None
+    decided_at: datetime | None
+    deadline_at: datetime | None
+    decision_channel: str | None
+    attempts: int
+
+
+_COLUMNS = (requests.c.id, requests.c.order_id, requests.c.root_id, requests.c.state, requests.c.urgency,
+            requests.c.preauth_ref, requests.c.submitted_at, requests.c.decided_at, requests.c.deadline_at,
+            requests.c.decision_channel, requests.c.attempts)
+
+
+def _latest_requests(ledger: Ledger, payer: str) -> dict[str, _Request]:
     """The newest request of each order's case at ``payer``, keyed by the original order id."""
     with ledger.engine.connect() as conn:
-        rows = [_record(r) for r in conn.execute(select(requests).where(requests.c.payer == payer)
-                                                 .order_by(requests.c.created_at))]
-    by_id = {r.id: r for r in rows}
-    newest: dict[str, LedgerRecord] = {}
-    for record in rows:
-        root = by_id.get(record.case_id, record)
-        newest[root.order_id] = record
+        rows = conn.execute(select(*_COLUMNS).where(requests.c.payer == payer).order_by(requests.c.created_at)).all()
+    root_order = {r.id: r.order_id for r in rows if r.root_id is None}
+    newest: dict[str, _Request] = {}
+    for r in rows:
+        order_id = root_order.get(r.root_id, r.order_id) if r.root_id else r.order_id
+        newest[order_id] = _Request(id=r.id, state=r.state, urgency=r.urgency, preauth_ref=r.preauth_ref,
+                                    submitted_at=as_utc(r.submitted_at), decided_at=as_utc(r.decided_at),
+                                    deadline_at=as_utc(r.deadline_at), decision_channel=r.decision_channel,
+                                    attempts=r.attempts)
     return newest
+
+
+def _denials(ledger: Ledger, wanted: list[str]) -> dict[str, tuple[str, ...]]:
+    """Payer reasons of denied items, read from the decisions of ``wanted`` requests only, a chunk at a time."""
+    found: dict[str, tuple[str, ...]] = {}
+    for start in range(0, len(wanted), 500):
+        with ledger.engine.connect() as conn:
+            rows = conn.execute(select(requests.c.id, requests.c.decision_body)
+                                .where(requests.c.id.in_(wanted[start:start + 500]))).all()
+        for record_id, body in rows:
+            if body is None:
+                continue
+            try:
+                decision = parse_response(bytes(body), source="stored answer")
+            except FhirPaError:
+                continue
+            found[record_id] = tuple(dict.fromkeys(code.display or code.code or "?" for item in decision.items
+                                                   if item.status.value == "denied" for code in item.reason_codes))
+    return found
 
 
 def _crd_answers(ledger: Ledger, payer: str) -> dict[str, str | None]:
@@ -59,27 +103,18 @@ def _documentation(ledger: Ledger, payer: str) -> dict[str, str]:
     return found
 
 
-def _denials(record: LedgerRecord) -> tuple[str, ...]:
-    if record.state not in ("denied", "partial") or record.decision_body is None:
-        return ()
-    try:
-        decision = parse_response(record.decision_body, source="stored answer")
-    except FhirPaError:
-        return ()
-    return tuple(dict.fromkeys(code.display or code.code or "?" for item in decision.items
-                               if item.status.value == "denied" for code in item.reason_codes))
-
-
 def rows_for_run(ledger: Ledger, run_id: str, payer: str) -> list[BatchRow]:
     items = ledger.runs.items(run_id)
     latest = _latest_requests(ledger, payer)
     crd = _crd_answers(ledger, payer)
     docs = _documentation(ledger, payer)
-    return [_row(item, latest.get(item.order_id), crd.get(item.order_id), docs.get(item.order_id, "none"))
+    denials = _denials(ledger, [r.id for r in latest.values() if r.state in ("denied", "partial")])
+    return [_row(item, latest.get(item.order_id), crd.get(item.order_id), docs.get(item.order_id, "none"), denials)
             for item in items]
 
 
-def _row(item: ItemState, record: LedgerRecord | None, pa_needed: str | None, documentation: str) -> BatchRow:
+def _row(item: ItemState, record: _Request | None, pa_needed: str | None, documentation: str,
+         denials: dict[str, tuple[str, ...]]) -> BatchRow:
     outcome: Any
     error_code, error = item.error_code, item.error
     if item.status == "done" and item.outcome in _OUTCOMES:
@@ -100,5 +135,5 @@ def _row(item: ItemState, record: LedgerRecord | None, pa_needed: str | None, do
         preauth_ref=record.preauth_ref if record else None, submitted_at=record.submitted_at if record else None,
         decided_at=record.decided_at if record else None, deadline_at=record.deadline_at if record else None,
         channel=record.decision_channel if record else None, pa_needed=pa_needed, documentation=documentation,
-        denial_reasons=_denials(record) if record else (), error_code=error_code, error=error, worker=item.worker,
-        attempts=record.attempts if record else 0)
+        denial_reasons=denials.get(record.id, ()) if record else (), error_code=error_code, error=error,
+        worker=item.worker, attempts=record.attempts if record else 0)

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import httpx
+
 from fhir_pa.batch.inputs import InputLine, parse_line
 from fhir_pa.fhir.ratelimit import RateLimiter, shared_limiter
 from fhir_pa.ledger.runs import ClaimedItem
@@ -163,8 +165,12 @@ class BatchRunner:
             where = traceback.extract_tb(exc.__traceback__)[-1]
             log.error("order %s failed on an unexpected %s at %s:%s", item.order_id, type(exc).__name__,
                       where.filename.rsplit("/", 1)[-1], where.lineno)  # never the message: it may hold PHI
-            self._settle(item, "done", "error", error_code="internal",
-                         error=f"unexpected {type(exc).__name__} (a fhir-pa bug; the log says where)")
+            if isinstance(exc, httpx.TransportError) and item.tries < self.settings.max_tries:
+                # an untyped network failure is still a network failure: try the order again later
+                self._settle(item, "retry", "error", error_code="transport", error=type(exc).__name__)
+            else:
+                self._settle(item, "done", "error", error_code="internal",
+                             error=f"unexpected {type(exc).__name__} (a fhir-pa bug; the log says where)")
         finally:
             if submitting:
                 self._submitting -= 1

@@ -34,7 +34,7 @@ from fhir_pa.errors import (
     PayerUnavailable,
     TransportError,
 )
-from fhir_pa.fhir.flow import Call, Flow
+from fhir_pa.fhir.flow import Flow, exchange
 from fhir_pa.ledger.store import Ledger, LedgerRecord
 from fhir_pa.pas import codes
 from fhir_pa.pas.decision import PasDecision
@@ -220,14 +220,14 @@ class WorkflowCore:
         base = fhir_server.rstrip("/")
         patient = item.ehr.patient_id
         resources: list[Json] = []
-        response = yield Call(httpx.Request("GET", f"{base}/Patient/{patient}", headers=_ACCEPT))
-        if response is None or response.status_code != 200:
+        response = yield from exchange(httpx.Request("GET", f"{base}/Patient/{patient}", headers=_ACCEPT))
+        if response.status_code != 200:
             raise InputError(f"the EHR has no readable Patient {patient}", path="ehr.patient_id")
         resources.append(response.json())
         for kind in self.settings.chart_types:
-            response = yield Call(httpx.Request("GET", f"{base}/{kind}", params={"patient": patient, "_count": 200},
-                                                headers=_ACCEPT))
-            if response is None or response.status_code != 200:
+            response = yield from exchange(httpx.Request("GET", f"{base}/{kind}",
+                                                         params={"patient": patient, "_count": 200}, headers=_ACCEPT))
+            if response.status_code != 200:
                 continue
             resources += [e["resource"] for e in response.json().get("entry") or [] if isinstance(e, dict)
                           and isinstance(e.get("resource"), dict)]
