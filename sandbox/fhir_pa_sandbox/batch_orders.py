@@ -62,8 +62,9 @@ def sample_orders(count: int, *, prefix: str = "batch", seed: int = 1, crd_share
         yield sample_order(n, code, prefix=prefix, expedited=rng.random() < 0.2, with_ehr=with_ehr)
 
 
-def write_sample_orders(path: Path, count: int, *, prefix: str = "batch", seed: int = 1) -> Path:
+def write_sample_orders(path: Path, count: int, *, prefix: str = "batch", seed: int = 1,
+                        crd_share: float = 0.9) -> Path:
     with path.open("w", encoding="utf-8") as out:
-        for order in sample_orders(count, prefix=prefix, seed=seed):
+        for order in sample_orders(count, prefix=prefix, seed=seed, crd_share=crd_share):
             out.write(json.dumps(order, separators=(",", ":")) + "\n")
     return path
