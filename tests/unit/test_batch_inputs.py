@@ -232,3 +232,13 @@ def test_csv_columns_that_contradict_each_other_are_refused(tmp_path: Path, firs
     with pytest.raises(InputError) as caught:
         read_orders(path)
     assert caught.value.path == second and repr(second) in caught.value.message
+
+
+def test_read_orders_can_check_without_keeping_the_parsed_orders(tmp_path: Path) -> None:
+    path = tmp_path / "orders.ndjson"
+    path.write_text(json.dumps({"order": order_data(order_id="k1")}) + "\n" + json.dumps(
+        {"order": {**order_data(order_id="k2"), "services": []}}) + "\n", encoding="utf-8")
+    kept, checked = read_orders(path), read_orders(path, keep=False)
+    assert [line.body for line in kept] == [line.body for line in checked]
+    assert kept[0].order is not None and checked[0].order is None and checked[0].error is None
+    assert checked[1].error is not None and checked[1].error.code == "input"  # still checked

@@ -99,7 +99,7 @@ def batch(
         raise ConfigurationError("--documentation is 'complete' or 'hold'", path="--documentation")
     if (crd is None) != (ehr is None):
         raise ConfigurationError("--crd and --ehr go together (CRD reads the chart from the EHR)", path="--crd")
-    lines = read_orders(orders)
+    lines = read_orders(orders, keep=False)
     policy: Literal["complete", "hold"] = "complete" if documentation == "complete" else "hold"
     config = payer_config(payer, client_id, key, token_endpoint, scope)
     config = replace(config, timeout=timeout, retry=RetryPolicy(attempts=attempts),
