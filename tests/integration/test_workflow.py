@@ -44,6 +44,7 @@ from fhir_pa.workflow import (
     WorkflowSettings,
     workflow_order,
 )
+from fhir_pa_sandbox.batch_orders import sample_order
 from fhir_pa_sandbox.demo_dtr import MANUAL
 from fhir_pa_sandbox.server import SandboxServer
 from tests.integration.conftest import stats
@@ -145,18 +146,10 @@ async def async_workflow(env: Env, *, settings: WorkflowSettings | None = None,
 
 def order_data(*codes: str, ehr: Json | None = ALEX, order_id: str | None = None) -> Json:
     """One order line per code for the sandbox's Alex (member M500000, which the CRD rules know)."""
-    order = {
-        "order_id": order_id or f"wf-{_run}-{next(_ids)}",
-        "patient": {"given": ["Alex"], "family": "Sample", "birth_date": "1968-04-12", "gender": "female",
-                    "mrn": "MRN100000"},
-        "coverage": {"member_id": "M500000", "subscriber_id": "S500000", "group": "G-100"},
-        "insurer": {"name": "Sandbox Health Plan", "payer_id": "SANDBOX", "tin": "123456789"},
-        "requester": {"practitioner": {"given": ["Robin"], "family": "Doctor", "npi": "1234567893"},
-                      "organization": {"name": "Springfield Clinic", "npi": "1467586115", "tin": "987654321"}},
-        "services": [{"code": code, "code_system": "hcpcs" if code[0].isalpha() else "cpt", "quantity": 1,
-                      "unit": "unit", "service_date": "2026-12-01"} for code in codes],
-        "diagnoses": [{"code": "J44.9", "display": "Chronic obstructive pulmonary disease, unspecified"}],
-    }
+    order: Json = sample_order(0, "72148", prefix="wf", expedited=False, with_ehr=False)["order"]
+    order["order_id"] = order_id or f"wf-{_run}-{next(_ids)}"
+    order["services"] = [{"code": code, "code_system": "hcpcs" if code[0].isalpha() else "cpt", "quantity": 1,
+                          "unit": "unit", "service_date": "2026-12-01"} for code in codes]
     return {"order": order, "ehr": ehr} if ehr is not None else {"order": order}
 
 
