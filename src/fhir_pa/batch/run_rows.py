@@ -17,7 +17,7 @@ from fhir_pa.ledger.runs import ItemState
 from fhir_pa.ledger.schema import requests
 from fhir_pa.ledger.store import Ledger
 from fhir_pa.pas.decision import parse_response
-from fhir_pa.workflow.result import outcome_of_state
+from fhir_pa.workflow.result import denial_reasons, outcome_of_state
 
 _OUTCOMES = frozenset({"approved", "denied", "partial", "modified", "pended", "cancelled", "no-auth-needed",
                        "needs-documentation", "error"})
@@ -72,8 +72,7 @@ def _denials(ledger: Ledger, wanted: list[str]) -> dict[str, tuple[str, ...]]:
                 decision = parse_response(bytes(body), source="stored answer")
             except FhirPaError:
                 continue
-            found[record_id] = tuple(dict.fromkeys(code.display or code.code or "?" for item in decision.items
-                                                   if item.status.value == "denied" for code in item.reason_codes))
+            found[record_id] = denial_reasons(decision)
     return found
 
 

@@ -24,7 +24,7 @@ from fhir_pa.dtr.completion import completion_issues
 from fhir_pa.dtr.origin import read_source
 from fhir_pa.dtr.package import QuestionnairePackage
 from fhir_pa.dtr.prepopulate import populate
-from fhir_pa.dtr.response import finish_response, qr_bundle
+from fhir_pa.dtr.response import finish_response, iter_answers, qr_bundle
 from fhir_pa.errors import (
     FhirPaError,
     InputError,
@@ -113,7 +113,6 @@ class FilledForm:
     package: QuestionnairePackage
     response: Json
     missing: tuple[Issue, ...]
-    errors: int
 
 
 class Documents:
@@ -256,8 +255,7 @@ class WorkflowCore:
             "coverage": f"Coverage/{coverage['id']}"})
         missing = completion_issues(filled.response, package.questionnaire, valuesets=package.valuesets,
                                     draft=filled.response)
-        return FilledForm(package, filled.response, tuple(i for i in missing if i.severity == "error"),
-                          len(filled.errors))
+        return FilledForm(package, filled.response, tuple(i for i in missing if i.severity == "error"))
 
     def settle(self, item: WorkflowOrder, docs: Documents, form: FilledForm, answered: Mapping[str, Any] | None,
                coverage: Json, draft: Json, *, person: bool) -> None:
@@ -269,18 +267,14 @@ class WorkflowCore:
         hold = answered is None or (not person and (form.missing or self.settings.documentation == "hold"))
         if hold or answered is None:
             docs.held.append(form)
-            docs.forms.append(FormOutcome(form.package.canonical, len(_answers(form.response)),
-                                          sum(read_source(a) == "auto-client" for a in _answers(form.response)),
-                                          "held", tuple(i.path for i in form.missing)))
+            docs.forms.append(_form_outcome(form.package.canonical, form.response, "held",
+                                            tuple(i.path for i in form.missing)))
             return
         assert item.ehr is not None
         done = finish_response(answered, coverage=f"Coverage/{coverage['id']}",
                                orders=[f"ServiceRequest/{draft['id']}"], author=item.ehr.user)
-        answers = _answers(done)
-        auto = sum(read_source(a) == "auto-client" for a in answers)
         docs.bundles.append(qr_bundle(done))
-        docs.forms.append(FormOutcome(form.package.canonical, len(answers), auto,
-                                      "auto" if auto == len(answers) else "completed"))
+        docs.forms.append(_form_outcome(form.package.canonical, done, None))
 
     def dtr_done(self, item: WorkflowOrder, docs: Documents, started: float) -> None:
         self.step(item.order_id, "dtr", "held" if docs.held else "completed",
@@ -348,11 +342,11 @@ def _draft_id(order_id: str, n: int) -> str:
     return f"{clean}-{n}"
 
 
-def _answers(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    found: list[Mapping[str, Any]] = list(node.get("answer") or [])
-    for child in node.get("item") or []:
-        found += _answers(child)
-    for answer in node.get("answer") or []:
-        for child in answer.get("item") or []:
-            found += _answers(child)
-    return found
+def _form_outcome(questionnaire: str | None, response: Mapping[str, Any], status: str | None,
+                  missing: tuple[str, ...] = ()) -> FormOutcome:
+    """A form's outcome from its answers; ``status`` None means completed: ``auto`` when the chart gave every
+    answer, else ``completed`` (a person gave some)."""
+    answers = [answer for _, _, answer in iter_answers(response)]
+    auto = sum(read_source(a) == "auto-client" for a in answers)
+    return FormOutcome(questionnaire, len(answers), auto, status or ("auto" if auto == len(answers) else "completed"),
+                       missing)

@@ -54,11 +54,7 @@ class WorkflowResult:
 
     def row(self, worker: str | None = None) -> BatchRow:
         record = self.record
-        denial: tuple[str, ...] = ()
-        if self.decision is not None:
-            denial = tuple(dict.fromkeys(
-                code.display or code.code or "?" for item in self.decision.items if item.status.value == "denied"
-                for code in item.reason_codes))
+        denial = denial_reasons(self.decision) if self.decision is not None else ()
         return BatchRow(
             order_id=self.order_id, outcome=self.outcome,
             urgency="expedited" if self.urgency == "expedited" else "standard",
@@ -69,6 +65,12 @@ class WorkflowResult:
             channel=record.decision_channel if record else None, pa_needed=self.pa_needed,
             documentation=self.documentation, denial_reasons=denial, error_code=self.error_code,
             error=self.error, worker=worker, attempts=record.attempts if record else 0)
+
+
+def denial_reasons(decision: PasDecision) -> tuple[str, ...]:
+    """The payer's reasons for its denied items, each once (display, else code), as a report shows them."""
+    return tuple(dict.fromkeys(code.display or code.code or "?" for item in decision.items
+                               if item.status.value == "denied" for code in item.reason_codes))
 
 
 def outcome_of_state(state: str) -> Outcome:
